@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/portwarden/portwarden/watcher"
+)
+
+// checkFlags are the flags of portwarden check.
+type checkFlags struct {
+	all     bool
+	format  string
+	timeout time.Duration
+}
+
+func newCheckCommand(g *globalFlags) *cobra.Command {
+	var f checkFlags
+	cmd := &cobra.Command{
+		Use:   "check",
+		Short: "Run the STIG's check once: exit 0 compliant, 1 findings, 2 error",
+		Long: "check lists the engine's containers and reports every host port binding below\n" +
+			"policy.privileged_below (STIG V-260924, V-260929), as the STIG's manual check\n" +
+			"does, but from declared bindings too. It exits 0 when no finding is left that\n" +
+			"is not allowed, 1 when one is, and 2 on any error.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runCheck(cmd, g, f)
+		},
+	}
+	cmd.Flags().BoolVar(&f.all, "all", false,
+		"also check created and stopped containers, by their declared bindings")
+	cmd.Flags().StringVar(&f.format, "format", "text", "output format: text or json")
+	cmd.Flags().DurationVar(&f.timeout, "timeout", time.Minute,
+		"give up when the engine has not answered everything by then")
+	return cmd
+}
+
+func runCheck(cmd *cobra.Command, g *globalFlags, f checkFlags) error {
+	if f.format != "text" && f.format != "json" {
+		return fmt.Errorf("--format: %q: must be text or json", f.format)
+	}
+	cfg, _, err := loadConfig(cmd, g)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
+	defer cancel()
+
+	engine, info, err := watcher.Connect(ctx, watcher.EngineOptions{
+		Host:      cfg.Docker.Host,
+		CertPath:  cfg.Docker.CertPath,
+		TLSVerify: cfg.Docker.TLSVerify,
+	})
+	if err != nil {
+		return err
+	}
+	defer engine.Close()
+
+	policy := cfg.WatcherPolicy()
+	checkedAt := time.Now().UTC()
+	res, err := watcher.Scan(ctx, engine, policy, watcher.ScanOptions{All: f.all})
+	if err != nil {
+		return fmt.Errorf("checking containers at %s: %w", info.Host, err)
+	}
+
+	host, err := os.Hostname()
+	if err != nil {
+		return fmt.Errorf("reading the host name: %w", err)
+	}
+	r := newReport(host, checkedAt, info, policy, f.all, res)
+	if err := r.write(cmd.OutOrStdout(), f.format); err != nil {
+		return fmt.Errorf("writing the report: %w", err)
+	}
+	if r.Summary.Violations > 0 {
+		return errFindings
+	}
+	return nil
+}
