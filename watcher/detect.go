@@ -17,11 +17,12 @@ import (
 // Detect returns the findings of one inspected container under p, each
 // marked allowed when an allow rule matches it. A running container is
 // judged by the bindings the engine has in place, any other by the bindings
-// it declares. Detect does no I/O; it fails only on a binding the engine
+// it declares, and so is a restarting one, whose ports come back with its
+// next run. Detect does no I/O; it fails only on a binding the engine
 // should never report, such as a host port that is not a number.
 func Detect(c container.InspectResponse, p Policy) ([]Finding, error) {
 	meta := containerOf(c)
-	running := c.State != nil && c.State.Running
+	running := c.State != nil && c.State.Running && !c.State.Restarting
 	source, ports := SourceDeclared, network.PortMap(nil)
 	if running {
 		source = SourceRuntime

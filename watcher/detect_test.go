@@ -231,6 +231,18 @@ func TestDetectPausedUsesRuntime(t *testing.T) {
 	}
 }
 
+// Between two runs a restarting container has no live ports, but will
+// bind its declared ones again.
+func TestDetectRestartingUsesDeclared(t *testing.T) {
+	c := loadInspect(t, "exited")
+	c.State.Status, c.State.Running, c.State.Restarting = container.StateRestarting, true, true
+	got, err := Detect(c, defaultPolicy)
+	want := []string{"privileged-port declared *:25->25/tcp"}
+	if b := brief(got); err != nil || !slices.Equal(b, want) {
+		t.Errorf("Detect(restarting) = %q, %v; want %q", b, err, want)
+	}
+}
+
 func TestDetectRefusesMalformedHostPort(t *testing.T) {
 	c := loadInspect(t, "exited")
 	for port, bs := range c.HostConfig.PortBindings {

@@ -32,8 +32,8 @@ func (e *fakeEngine) ContainerList(_ context.Context, o client.ContainerListOpti
 	return client.ContainerListResult{Items: e.list}, nil
 }
 
-func (e *fakeEngine) ContainerInspect(_ context.Context, id string, _ client.ContainerInspectOptions) (
-	client.ContainerInspectResult, error) {
+func (e *fakeEngine) ContainerInspect(_ context.Context, id string,
+	_ client.ContainerInspectOptions) (client.ContainerInspectResult, error) {
 	n := e.inFlight.Add(1)
 	defer e.inFlight.Add(-1)
 	for {

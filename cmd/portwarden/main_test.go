@@ -50,7 +50,8 @@ func TestExitCodes(t *testing.T) {
 			`portwarden: unknown command "chek" for "portwarden"`},
 		{"valid config", "mode: enforce", []string{"config", "validate"}, exitOK, ""},
 		{"invalid config, each problem on a line", "mode: x\nlog: {format: xml}",
-			[]string{"config", "validate"}, exitError, `log.format: "xml": must be one of text, json`},
+			[]string{"config", "validate"}, exitError,
+			`log.format: "xml": must be one of text, json`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -99,7 +100,8 @@ func TestConfigShowRedacts(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("config show = %d, %s", code, stderr)
 	}
-	if strings.Contains(stdout, "xoxb-very-secret") || !strings.Contains(stdout, "token: <redacted>") {
+	if strings.Contains(stdout, "xoxb-very-secret") ||
+		!strings.Contains(stdout, "token: <redacted>") {
 		t.Errorf("config show printed:\n%s\nwant the token redacted", stdout)
 	}
 	if !strings.Contains(stdout, "stop_timeout: 0s") || !strings.Contains(stdout, "channel: C1") {

@@ -109,7 +109,8 @@ func TestLoadReportsEachProblem(t *testing.T) {
 			`policy.allow[0].containers[0]: "web[": malformed pattern: syntax error in pattern`},
 		{"bad image digest",
 			"policy: {allow: [{name: a, reason: r, images: ['nginx@sha256:abc']}]}",
-			`policy.allow[0].images[0]: "nginx@sha256:abc": digest: invalid checksum digest length`},
+			`policy.allow[0].images[0]: "nginx@sha256:abc": ` +
+				"digest: invalid checksum digest length"},
 		{"bad label glob",
 			"policy: {allow: [{name: a, reason: r, ports: ['80'], labels: {tier: '[x'}}]}",
 			`policy.allow[0].labels.tier: "[x": malformed pattern: syntax error in pattern`},
@@ -123,11 +124,13 @@ func TestLoadReportsEachProblem(t *testing.T) {
 		{"no reason", "policy: {allow: [{name: a, ports: ['80']}]}",
 			`policy.allow[0].reason: "": every allow entry needs a reason, for the audit`},
 		{"duplicate name",
-			"policy: {allow: [{name: a, reason: r, ports: ['80']}, {name: a, reason: r, ports: ['81']}]}",
+			"policy: {allow: [{name: a, reason: r, ports: ['80']}, " +
+				"{name: a, reason: r, ports: ['81']}]}",
 			`policy.allow[1].name: "a": already used by policy.allow[0]`},
 		{"allow not a list", "policy: {allow: {name: a}}",
 			"policy.allow: map[name:a]: want a list"},
-		{"string for a list", "policy: {allow: [{name: a, reason: r, containers: [x], ports: '80'}]}",
+		{"string for a list",
+			"policy: {allow: [{name: a, reason: r, containers: [x], ports: '80'}]}",
 			`policy.allow[0].ports: "80": want a list`},
 		{"docker host scheme", "docker: {host: 'ssh://node'}",
 			`docker.host: "ssh://node": scheme "ssh" is not unix, tcp, http or https`},
@@ -368,7 +371,8 @@ func TestWatcherPolicy(t *testing.T) {
 	if p.PrivilegedBelow != 1024 || p.HostNetwork != "report" || p.WildcardBind != "ignore" {
 		t.Errorf("policy = %+v, want 1024, report, ignore", p)
 	}
-	if len(p.Allow) != 1 || len(p.Allow[0].Images) != 2 || p.Allow[0].Ports[0].String() != "443/tcp" {
+	if len(p.Allow) != 1 || len(p.Allow[0].Images) != 2 ||
+		p.Allow[0].Ports[0].String() != "443/tcp" {
 		t.Errorf("allow = %+v, want the ucp-controller rule on 443/tcp", p.Allow)
 	}
 }

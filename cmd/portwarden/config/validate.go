@@ -23,6 +23,7 @@ type Error struct {
 	Problems []string
 }
 
+// Error returns every problem on one line, separated by semicolons.
 func (e *Error) Error() string {
 	return strings.Join(e.Problems, "; ")
 }
@@ -207,7 +208,8 @@ func (s Slack) validate(p *problems) {
 	webhook := s.WebhookURL != "" || s.WebhookURLFile != ""
 	token := s.Token != "" || s.TokenFile != ""
 	if s.WebhookURL != "" && s.WebhookURLFile != "" {
-		p.add(k+"webhook_url_file", s.WebhookURLFile, "set webhook_url or webhook_url_file, not both")
+		p.add(k+"webhook_url_file", s.WebhookURLFile,
+			"set webhook_url or webhook_url_file, not both")
 	}
 	if s.Token != "" && s.TokenFile != "" {
 		p.add(k+"token_file", s.TokenFile, "set token or token_file, not both")

@@ -1,0 +1,40 @@
+# portwarden's build. `make test` and `make audit` set up what they need.
+
+GO      ?= go
+BIN     := bin/portwarden
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+
+.PHONY: all build test vet unit integration engine audit clean
+
+all: build
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" \
+		-o $(BIN) ./cmd/portwarden
+
+# test runs everything CI runs: vet, the unit tests with the race detector,
+# and the integration tests against a real Docker Engine.
+test: vet unit integration
+
+vet:
+	$(GO) vet ./...
+	$(GO) vet -tags integration ./test/...
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+integration: engine
+	$(GO) test -tags integration -count=1 -timeout 20m ./test/...
+
+# engine makes sure a Docker Engine answers, installing and starting
+# Debian's docker.io when none does.
+engine:
+	./scripts/ensure-docker.sh
+
+# audit runs portwarden's check on this node's engine, stopped containers
+# included: exit 0 compliant, 1 findings, 2 error.
+audit: engine build
+	./$(BIN) check --all
+
+clean:
+	rm -rf bin
