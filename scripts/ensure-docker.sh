@@ -43,6 +43,19 @@ fi
 [ "$(id -u)" -eq 0 ] || die "no Docker Engine answers and starting dockerd needs root"
 command -v docker >/dev/null 2>&1 || die "docker.io is installed but no docker client is on PATH"
 
+# A dockerd that was killed leaves its pid file, and a new one refuses to
+# start while the file names a process. Remove it only when that process is
+# gone or a zombie; a live dockerd that does not answer is an error.
+pidfile=/var/run/docker.pid
+if [ -s "$pidfile" ]; then
+	old=$(cat "$pidfile")
+	state=$(ps -o stat= -p "$old" 2>/dev/null || true)
+	case "$state" in
+	"" | Z*) rm -f "$pidfile" ;;
+	*) die "dockerd (pid $old, in $pidfile) runs but does not answer; see $log" ;;
+	esac
+fi
+
 echo "ensure-docker: starting dockerd, log in $log"
 nohup dockerd >"$log" 2>&1 &
 pid=$!
