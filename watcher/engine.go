@@ -1,6 +1,7 @@
 package watcher
 
 import (
+	"cmp"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -30,27 +31,34 @@ type EngineInfo struct {
 	APIVersion string `json:"api_version"`
 }
 
-// Connect returns a client for the engine at opts.Host with the API version
-// negotiated, and what the engine says of itself. An engine that does not
-// answer is an error that names the address tried.
-func Connect(ctx context.Context, opts EngineOptions) (*client.Client, EngineInfo, error) {
-	host := opts.Host
-	if host == "" {
-		host = DefaultHost
-	}
+// NewClient returns a client for the engine at opts.Host. It does not dial:
+// the first call does, and negotiates the API version.
+func NewClient(opts EngineOptions) (*client.Client, error) {
+	host := cmp.Or(opts.Host, DefaultHost)
 	clientOpts := []client.Opt{client.WithHost(host)}
 	if opts.CertPath != "" {
 		tlsOpt, err := withTLS(opts)
 		if err != nil {
-			return nil, EngineInfo{}, err
+			return nil, err
 		}
 		clientOpts = append([]client.Opt{tlsOpt}, clientOpts...)
 	}
 	cli, err := client.New(clientOpts...)
 	if err != nil {
-		return nil, EngineInfo{}, fmt.Errorf("engine address %q: %w", host, err)
+		return nil, fmt.Errorf("engine address %q: %w", host, err)
 	}
+	return cli, nil
+}
 
+// Connect returns a client for the engine at opts.Host with the API version
+// negotiated, and what the engine says of itself. An engine that does not
+// answer is an error that names the address tried.
+func Connect(ctx context.Context, opts EngineOptions) (*client.Client, EngineInfo, error) {
+	cli, err := NewClient(opts)
+	if err != nil {
+		return nil, EngineInfo{}, err
+	}
+	host := cli.DaemonHost()
 	if _, err := cli.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
 		defer cli.Close()
 		return nil, EngineInfo{}, unreachable(ctx, cli, host, err)

@@ -131,3 +131,18 @@ func (g Glob) Match(s string) bool {
 	ok, err := path.Match(string(g), s)
 	return err == nil && ok
 }
+
+// Enforces reports whether enforce mode acts on a finding of kind k. A
+// privileged port always is; the other kinds only when their action is
+// enforce.
+func (p Policy) Enforces(k Kind) bool {
+	switch k {
+	case KindPrivilegedPort:
+		return true
+	case KindHostNetwork:
+		return p.HostNetwork == ActionEnforce
+	case KindWildcardBind:
+		return p.WildcardBind == ActionEnforce
+	}
+	return false
+}

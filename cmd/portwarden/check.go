@@ -51,11 +51,7 @@ func runCheck(cmd *cobra.Command, g *globalFlags, f checkFlags) error {
 	ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
 	defer cancel()
 
-	engine, info, err := watcher.Connect(ctx, watcher.EngineOptions{
-		Host:      cfg.Docker.Host,
-		CertPath:  cfg.Docker.CertPath,
-		TLSVerify: cfg.Docker.TLSVerify,
-	})
+	engine, info, err := watcher.Connect(ctx, engineOptions(cfg))
 	if err != nil {
 		return err
 	}

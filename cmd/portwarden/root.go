@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/signal"
 	"syscall"
 
@@ -31,8 +32,11 @@ var errFindings = errors.New("findings")
 func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	reload := make(chan os.Signal, 1)
+	signal.Notify(reload, syscall.SIGHUP)
+	defer signal.Stop(reload)
 
-	root := newRootCommand()
+	root := newRootCommand(reload)
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
@@ -53,7 +57,7 @@ type globalFlags struct {
 	configPath string
 }
 
-func newRootCommand() *cobra.Command {
+func newRootCommand(reload <-chan os.Signal) *cobra.Command {
 	var g globalFlags
 	root := &cobra.Command{
 		Use:   "portwarden",
@@ -72,7 +76,7 @@ func newRootCommand() *cobra.Command {
 	f.String("log-level", "", "override log.level: debug, info, warn or error")
 	f.String("log-format", "", "override log.format: text or json")
 
-	root.AddCommand(newCheckCommand(&g), newConfigCommand(&g))
+	root.AddCommand(newCheckCommand(&g), newRunCommand(&g, reload), newConfigCommand(&g))
 	return root
 }
 

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/portwarden/portwarden/notify"
+	"github.com/portwarden/portwarden/remediate"
+	"github.com/portwarden/portwarden/watcher"
+)
+
+// decision is the part of the config that decides what to do with an
+// evaluation. A reload swaps it whole.
+type decision struct {
+	mode          string // alert or enforce
+	notifyAllowed bool
+	policy        watcher.Policy
+}
+
+// pipeline is what the watcher hands evaluations to: it logs each finding,
+// stops the container first when enforce mode says so, then queues the
+// alert.
+type pipeline struct {
+	host     string
+	log      *slog.Logger
+	decision atomic.Pointer[decision]
+	enforcer *remediate.Enforcer
+	alerts   *notify.Dispatcher
+	now      func() time.Time
+}
+
+func (p *pipeline) policy() watcher.Policy {
+	return p.decision.Load().policy
+}
+
+// Handle implements watcher.Handler.
+func (p *pipeline) Handle(ctx context.Context, ev watcher.Evaluation) bool {
+	d := p.decision.Load()
+	log := p.log.With("container_id", ev.ID, "container_name", ev.Name, "image", ev.Image,
+		"workload", ev.Workload.String(), "origin", ev.Origin)
+	logFindings(ctx, log, ev.Findings)
+
+	violations := ev.Violations()
+	if len(violations) == 0 {
+		if d.notifyAllowed {
+			p.alerts.Send(p.alert(ev, d.mode, ev.Findings, notify.VerdictAllowed))
+		}
+		return true
+	}
+	if d.mode != "enforce" || !ev.Enforceable {
+		p.alerts.Send(p.alert(ev, d.mode, violations, notify.VerdictAlert))
+		return true
+	}
+
+	out := p.enforcer.Enforce(ctx, ev)
+	a := p.alert(ev, d.mode, violations, verdictOf(out))
+	a.Action, a.Duration = out.Action, out.Duration
+	if out.Err != nil {
+		a.Err = out.Err.Error()
+	}
+	a.LoopTripped = out.LoopTripped
+	if out.Verdict == remediate.Stopped && !ev.EventTime.IsZero() {
+		a.Exposure = p.now().Sub(ev.EventTime)
+	}
+	logOutcome(ctx, log, out, a.Exposure)
+	p.alerts.Send(a)
+	return out.Verdict != remediate.StopFailed
+}
+
+func (p *pipeline) alert(ev watcher.Evaluation, mode string, fs []watcher.Finding,
+	verdict string) notify.Alert {
+	return notify.Alert{
+		Host: p.host, Time: p.now().UTC(), Mode: mode, Verdict: verdict,
+		Workload: ev.Workload, Container: ev.Container, Findings: fs,
+	}
+}
+
+func verdictOf(out remediate.Outcome) string {
+	switch out.Verdict {
+	case remediate.Stopped:
+		return notify.VerdictStopped
+	case remediate.WouldStop:
+		return notify.VerdictWouldStop
+	case remediate.StopFailed:
+		return notify.VerdictStopFailed
+	case remediate.Loop:
+		return notify.VerdictLoop
+	}
+	return notify.VerdictAlert // gone before the stop: it was exposed all the same
+}
+
+// logFindings writes one line per finding: Warn for a violation, Info for
+// an allowed one.
+func logFindings(ctx context.Context, log *slog.Logger, fs []watcher.Finding) {
+	for _, f := range fs {
+		attrs := []slog.Attr{slog.String("kind", string(f.Kind)),
+			slog.String("source", string(f.Source))}
+		if b := f.Binding; b != nil {
+			attrs = append(attrs, slog.String("host_ip", b.HostIP),
+				slog.String("host_port", b.HostPorts()), slog.String("protocol", b.Protocol),
+				slog.Int("container_port", b.ContainerPort))
+		}
+		if f.Allowed {
+			log.LogAttrs(ctx, slog.LevelInfo, "allowed finding",
+				append(attrs, slog.String("allowed_by", f.AllowedBy))...)
+			continue
+		}
+		log.LogAttrs(ctx, slog.LevelWarn, "finding", attrs...)
+	}
+}
+
+// logOutcome writes the one line that says what enforcement did.
+func logOutcome(ctx context.Context, log *slog.Logger, out remediate.Outcome,
+	exposure time.Duration) {
+	attrs := []slog.Attr{slog.String("action", out.Action),
+		slog.String("outcome", string(out.Verdict)),
+		slog.Int64("duration_ms", out.Duration.Milliseconds())}
+	if exposure > 0 {
+		attrs = append(attrs, slog.Int64("exposure_ms", exposure.Milliseconds()))
+	}
+	if out.Err != nil {
+		attrs = append(attrs, slog.String("err", out.Err.Error()))
+	}
+	switch out.Verdict {
+	case remediate.Stopped:
+		if out.Err != nil { // stopped, but the restart policy could not be changed
+			log.LogAttrs(ctx, slog.LevelError, "container stopped", attrs...)
+			return
+		}
+		log.LogAttrs(ctx, slog.LevelInfo, "container stopped",
+			append(attrs, slog.Bool("restart_disabled", out.RestartDisabled))...)
+	case remediate.WouldStop:
+		log.LogAttrs(ctx, slog.LevelInfo, "dry run: container would be stopped", attrs...)
+	case remediate.StopFailed:
+		log.LogAttrs(ctx, slog.LevelError, "stop failed", attrs...)
+	case remediate.Gone:
+		log.LogAttrs(ctx, slog.LevelInfo, "container gone before the stop", attrs...)
+	case remediate.Loop:
+		level := slog.LevelWarn
+		if out.LoopTripped {
+			level = slog.LevelError
+		}
+		log.LogAttrs(ctx, level, "loop breaker holds this workload; not stopped", attrs...)
+	}
+}

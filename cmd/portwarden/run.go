@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/portwarden/portwarden/cmd/portwarden/config"
+	"github.com/portwarden/portwarden/notify"
+	"github.com/portwarden/portwarden/notify/lognotify"
+	"github.com/portwarden/portwarden/remediate"
+	"github.com/portwarden/portwarden/watcher"
+)
+
+// shutdownTimeout bounds how long SIGTERM waits for stops in flight and
+// for queued alerts.
+const shutdownTimeout = 10 * time.Second
+
+func newRunCommand(g *globalFlags, reload <-chan os.Signal) *cobra.Command {
+	return &cobra.Command{
+		Use:   "run",
+		Short: "Watch the engine and act on every container start (the daemon)",
+		Long: "run follows the engine's events, evaluates every container start, and in\n" +
+			"enforce mode stops a violator before it alerts. It reconciles everything that\n" +
+			"runs at start-up and after each reconnect. SIGHUP reloads the config; SIGINT\n" +
+			"and SIGTERM stop it after the stops in flight.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, path, err := loadConfig(cmd, g)
+			if err != nil {
+				return err
+			}
+			d := newDaemon(cmd, g, cfg, path, cmd.ErrOrStderr())
+			return d.run(cmd.Context(), reload)
+		},
+	}
+}
+
+// daemon is one `portwarden run`.
+type daemon struct {
+	reloadConfig func() (config.Config, string, error)
+	cfg          config.Config
+	level        *slog.LevelVar
+	log          *slog.Logger
+	host         string
+	alerts       *notify.Dispatcher
+	pipeline     *pipeline
+}
+
+func newDaemon(cmd *cobra.Command, g *globalFlags, cfg config.Config, path string,
+	stderr io.Writer) *daemon {
+	level := new(slog.LevelVar)
+	level.Set(logLevel(cfg.Log.Level))
+	hopts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(stderr, hopts)
+	if cfg.Log.Format == "json" {
+		h = slog.NewJSONHandler(stderr, hopts)
+	}
+	log := slog.New(h)
+	host, err := os.Hostname()
+	if err != nil {
+		log.Warn("host name unknown; alerts say \"unknown\"", "err", err)
+		host = "unknown"
+	}
+	log.Info("starting", "version", version, "config", describePath(path), "mode", cfg.Mode,
+		"dry_run", cfg.Enforce.DryRun)
+
+	d := &daemon{
+		reloadConfig: func() (config.Config, string, error) { return loadConfig(cmd, g) },
+		cfg:          cfg, level: level, log: log, host: host,
+		alerts: notify.NewDispatcher(log, 0, lognotify.New(log)),
+	}
+	return d
+}
+
+func logLevel(s string) slog.Level {
+	var l slog.Level
+	l.UnmarshalText([]byte(s)) // validated already
+	return l
+}
+
+func decisionOf(cfg config.Config) *decision {
+	return &decision{mode: cfg.Mode, notifyAllowed: cfg.Notify.Allowed,
+		policy: cfg.WatcherPolicy()}
+}
+
+func enforceOptions(cfg config.Config) remediate.Options {
+	e := cfg.Enforce
+	return remediate.Options{Action: e.Action, StopTimeout: e.StopTimeout,
+		DisableRestart: e.DisableRestart, DryRun: e.DryRun,
+		LoopMaxStops: e.Loop.MaxStops, LoopWindow: e.Loop.Window}
+}
+
+// run watches until ctx ends. Each pass of its loop is one engine address;
+// a reload that changes docker.* starts the next.
+func (d *daemon) run(ctx context.Context, reload <-chan os.Signal) error {
+	defer d.flushAlerts()
+	for {
+		changed, err := d.watchEngine(ctx, reload)
+		if err != nil || !changed {
+			return err
+		}
+	}
+}
+
+// watchEngine runs one watcher on the engine of d.cfg until ctx ends or a
+// reload changes the engine. It reports whether the engine changed.
+func (d *daemon) watchEngine(ctx context.Context, reload <-chan os.Signal) (bool, error) {
+	cli, err := watcher.NewClient(engineOptions(d.cfg))
+	if err != nil {
+		return false, err
+	}
+	defer cli.Close()
+	d.pipeline = &pipeline{host: d.host, log: d.log, alerts: d.alerts, now: time.Now,
+		enforcer: remediate.NewEnforcer(cli, enforceOptions(d.cfg))}
+	d.pipeline.decision.Store(decisionOf(d.cfg))
+	w := watcher.NewWatcher(watcher.WatchOptions{
+		Engine: cli, Host: cli.DaemonHost(), Policy: d.pipeline.policy,
+		Handler: d.pipeline, Logger: d.log,
+	})
+
+	watchCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		w.Run(watchCtx)
+	}()
+
+	for {
+		select {
+		case <-ctx.Done():
+			d.log.Info("stopping: finishing stops in flight")
+			return false, d.wait(stop, done)
+		case <-reload:
+			if engineChanged := d.reload(); engineChanged {
+				d.log.Info("engine address changed: reconnecting", "host", d.cfg.Docker.Host)
+				return true, d.wait(stop, done)
+			}
+		}
+	}
+}
+
+// reload loads the config again and puts it in force, or refuses it and
+// keeps the one running. It reports whether the engine address changed.
+func (d *daemon) reload() bool {
+	cfg, path, err := d.reloadConfig()
+	if err != nil {
+		d.log.Error("config reload refused; the running config stays", "err", err)
+		return false
+	}
+	if cfg.Log.Format != d.cfg.Log.Format {
+		d.log.Warn("log.format changes at the next restart", "log_format", d.cfg.Log.Format)
+	}
+	old := d.cfg
+	d.cfg = cfg
+	d.level.Set(logLevel(cfg.Log.Level))
+	d.pipeline.decision.Store(decisionOf(cfg))
+	d.pipeline.enforcer.SetOptions(enforceOptions(cfg))
+	d.log.Info("config reloaded", "config", describePath(path), "mode", cfg.Mode,
+		"dry_run", cfg.Enforce.DryRun)
+	return cfg.Docker != old.Docker
+}
+
+// wait stops the watcher and waits for it, at most shutdownTimeout.
+func (d *daemon) wait(stop func(), done <-chan struct{}) error {
+	stop()
+	select {
+	case <-done:
+		return nil
+	case <-time.After(shutdownTimeout):
+		return fmt.Errorf("stops still in flight after %s", shutdownTimeout)
+	}
+}
+
+func (d *daemon) flushAlerts() {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	if err := d.alerts.Close(ctx); errors.Is(err, notify.ErrFlushTimeout) {
+		d.log.Error("alerts still queued at shutdown", "after", shutdownTimeout)
+	}
+}
+
+func engineOptions(cfg config.Config) watcher.EngineOptions {
+	return watcher.EngineOptions{Host: cfg.Docker.Host, CertPath: cfg.Docker.CertPath,
+		TLSVerify: cfg.Docker.TLSVerify}
+}

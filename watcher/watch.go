@@ -1,0 +1,435 @@
+package watcher
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/events"
+	"github.com/moby/moby/client"
+)
+
+// Defaults of WatchOptions.
+const (
+	DefaultWorkers      = 4
+	DefaultQueueSize    = 256 // per worker
+	DefaultMinBackoff   = time.Second
+	DefaultMaxBackoff   = 30 * time.Second
+	DefaultResumeWindow = 2 * time.Second // replayed before the last event seen
+	inspectTimeout      = 10 * time.Second
+)
+
+// StreamAPI is the part of the engine client that a watch uses.
+// *client.Client implements it.
+type StreamAPI interface {
+	EngineAPI
+	Ping(context.Context, client.PingOptions) (client.PingResult, error)
+	ServerVersion(context.Context, client.ServerVersionOptions) (client.ServerVersionResult, error)
+	Events(context.Context, client.EventsListOptions) client.EventsResult
+}
+
+// Origin says how a watch came to evaluate a container.
+type Origin string
+
+// The origins of an evaluation.
+const (
+	OriginEvent     Origin = "event"     // a start event from the stream
+	OriginReconcile Origin = "reconcile" // a list of what runs, outside the stream
+)
+
+// Evaluation is one running container judged under the policy: what a
+// watch hands to its Handler when the container has findings.
+type Evaluation struct {
+	Container
+	StartedAt     time.Time
+	Workload      Workload
+	RestartPolicy string    // the container's restart policy: no, always, ...
+	Findings      []Finding // allowed ones included, marked
+	Enforceable   bool      // a finding that is not allowed is one enforce mode acts on
+	Origin        Origin
+	EventTime     time.Time // when the engine emitted the start; zero for a reconcile
+}
+
+// Violations returns the findings of e that no allow rule matched.
+func (e Evaluation) Violations() []Finding {
+	var out []Finding
+	for _, f := range e.Findings {
+		if !f.Allowed {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// Handler acts on evaluations. Handle runs on the worker that owns the
+// container, so calls for one container come in order. It returns whether
+// the start is settled; an unsettled one is evaluated again at the next
+// reconcile.
+type Handler interface {
+	Handle(ctx context.Context, e Evaluation) (settled bool)
+}
+
+// WatchOptions configure a Watcher. Zero values mean the defaults.
+type WatchOptions struct {
+	Engine       StreamAPI
+	Host         string        // the engine's address, for logs
+	Policy       func() Policy // the policy in force; read for every evaluation
+	Handler      Handler
+	Logger       *slog.Logger
+	Workers      int
+	QueueSize    int
+	MinBackoff   time.Duration
+	MaxBackoff   time.Duration
+	ResumeWindow time.Duration
+}
+
+// Stats counts what a watch has done.
+type Stats struct {
+	Events     int64 // events read from the stream
+	Dropped    int64 // events not queued because a worker's queue was full
+	Reconciles int64 // reconciles finished
+	Evaluated  int64 // containers inspected and judged
+	Reconnects int64 // streams opened after a loss
+}
+
+// Watcher follows the engine's events and evaluates every container start,
+// and reconciles what runs when it connects, reconnects or falls behind.
+type Watcher struct {
+	opts  WatchOptions
+	log   *slog.Logger
+	queue []chan job
+
+	reconcileNow chan struct{}
+	connected    chan struct{} // closed after the first reconcile
+
+	events, dropped, reconciles, evaluated, reconnects atomic.Int64
+	overflowing                                        atomic.Bool // since the last reconcile
+}
+
+// job is one thing for a worker: a container to evaluate, or to forget.
+type job struct {
+	id        string
+	origin    Origin
+	eventTime time.Time
+	destroyed bool
+}
+
+// NewWatcher returns a Watcher for opts; Run starts it.
+func NewWatcher(opts WatchOptions) *Watcher {
+	opts.Workers = cmp.Or(opts.Workers, DefaultWorkers)
+	opts.QueueSize = cmp.Or(opts.QueueSize, DefaultQueueSize)
+	opts.MinBackoff = cmp.Or(opts.MinBackoff, DefaultMinBackoff)
+	opts.MaxBackoff = cmp.Or(opts.MaxBackoff, DefaultMaxBackoff)
+	opts.ResumeWindow = cmp.Or(opts.ResumeWindow, DefaultResumeWindow)
+	w := &Watcher{
+		opts:         opts,
+		log:          opts.Logger,
+		reconcileNow: make(chan struct{}, 1),
+		connected:    make(chan struct{}),
+	}
+	for range opts.Workers {
+		w.queue = append(w.queue, make(chan job, opts.QueueSize))
+	}
+	return w
+}
+
+// Stats returns the counts so far.
+func (w *Watcher) Stats() Stats {
+	return Stats{
+		Events: w.events.Load(), Dropped: w.dropped.Load(), Reconciles: w.reconciles.Load(),
+		Evaluated: w.evaluated.Load(), Reconnects: w.reconnects.Load(),
+	}
+}
+
+// Ready is closed once the first reconcile has finished.
+func (w *Watcher) Ready() <-chan struct{} {
+	return w.connected
+}
+
+// Run watches until ctx ends, then lets the workers finish what they hold
+// and returns. It never gives up on an engine that is down: it retries
+// with backoff and says so once.
+func (w *Watcher) Run(ctx context.Context) {
+	var workers sync.WaitGroup
+	for i := range w.queue {
+		workers.Go(func() { w.work(ctx, w.queue[i]) })
+	}
+	var reconciler sync.WaitGroup
+	reconciler.Go(func() { w.reconcileLoop(ctx) })
+
+	w.follow(ctx)
+
+	reconciler.Wait()
+	for _, q := range w.queue {
+		close(q)
+	}
+	workers.Wait()
+}
+
+// follow keeps one event stream open at a time, reopening it with backoff
+// after a loss and resuming from just before the last event it read.
+func (w *Watcher) follow(ctx context.Context) {
+	var (
+		since    time.Time // resume point; zero before the first stream
+		lostAt   time.Time // when the stream was lost; zero while it is up
+		failures int
+	)
+	for ctx.Err() == nil {
+		opened, err := w.stream(ctx, &since, func() {
+			if !lostAt.IsZero() {
+				w.reconnects.Add(1)
+				w.log.Info("stream back", "after", time.Since(lostAt).Round(time.Millisecond))
+			}
+			lostAt, failures = time.Time{}, 0
+			w.requestReconcile()
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		if lostAt.IsZero() {
+			lostAt = time.Now()
+			if opened {
+				w.log.Warn("stream lost", "host", w.opts.Host, "err", err)
+			} else {
+				w.log.Warn("engine unreachable, retrying", "host", w.opts.Host, "err", err)
+			}
+		}
+		failures++
+		if !sleep(ctx, w.backoff(failures)) {
+			return
+		}
+	}
+}
+
+// stream connects, opens one event stream and reads it until it fails.
+// onOpen runs once the stream is open. It reports whether the stream
+// opened, and why it ended.
+func (w *Watcher) stream(ctx context.Context, since *time.Time, onOpen func()) (bool, error) {
+	if _, err := w.opts.Engine.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
+		return false, err
+	}
+	v, err := w.opts.Engine.ServerVersion(ctx, client.ServerVersionOptions{})
+	if err != nil {
+		return false, err
+	}
+
+	streamCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	opts := client.EventsListOptions{Filters: make(client.Filters).
+		Add("type", string(events.ContainerEventType)).
+		Add("event", string(events.ActionStart), string(events.ActionDestroy))}
+	if !since.IsZero() {
+		from := since.Add(-w.opts.ResumeWindow)
+		opts.Since = fmt.Sprintf("%d.%09d", from.Unix(), from.Nanosecond())
+	} else {
+		*since = time.Now()
+	}
+	res := w.opts.Engine.Events(streamCtx, opts)
+	select {
+	case err := <-res.Err: // the stream failed to open
+		return false, err
+	default:
+	}
+	w.log.Info("connected to engine", "host", w.opts.Host, "version", v.Version,
+		"api_version", v.APIVersion)
+	onOpen()
+
+	for {
+		select {
+		case msg := <-res.Messages:
+			w.read(msg, since)
+		case err := <-res.Err:
+			return true, cmp.Or(err, errors.New("stream closed"))
+		}
+	}
+}
+
+// read hands one event to the worker that owns its container. It never
+// blocks: the engine drops events for a subscriber that is slow to read.
+func (w *Watcher) read(msg events.Message, since *time.Time) {
+	w.events.Add(1)
+	t := time.Unix(0, msg.TimeNano)
+	if msg.TimeNano == 0 {
+		t = time.Unix(msg.Time, 0)
+	}
+	if t.After(*since) {
+		*since = t
+	}
+	j := job{id: msg.Actor.ID, origin: OriginEvent, eventTime: t,
+		destroyed: msg.Action == events.ActionDestroy}
+	select {
+	case w.queue[w.shard(j.id)] <- j:
+	default:
+		w.dropped.Add(1)
+		if !w.overflowing.Swap(true) {
+			w.log.Warn("event queue full, reconciling", "container_id", j.id,
+				"dropped_total", w.dropped.Load())
+		}
+		w.requestReconcile()
+	}
+}
+
+func (w *Watcher) shard(id string) int {
+	h := fnv.New32a()
+	h.Write([]byte(id))
+	return int(h.Sum32() % uint32(len(w.queue)))
+}
+
+func (w *Watcher) requestReconcile() {
+	select {
+	case w.reconcileNow <- struct{}{}:
+	default: // one is already due
+	}
+}
+
+// reconcileLoop runs a reconcile each time one is requested.
+func (w *Watcher) reconcileLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.reconcileNow:
+		}
+		start := time.Now()
+		w.overflowing.Store(false)
+		n, err := w.reconcile(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Error("reconcile failed; the next reconnect retries it", "err", err)
+			}
+			continue
+		}
+		w.reconciles.Add(1)
+		w.log.Info("reconciled", "containers", n, "duration_ms", time.Since(start).Milliseconds())
+		select {
+		case <-w.connected:
+		default:
+			close(w.connected)
+		}
+	}
+}
+
+// reconcile queues every running container for evaluation and returns how
+// many there were. Queueing waits for room: a reconcile must not skip any.
+func (w *Watcher) reconcile(ctx context.Context) (int, error) {
+	list, err := w.opts.Engine.ContainerList(ctx, client.ContainerListOptions{})
+	if err != nil {
+		return 0, fmt.Errorf("listing running containers: %w", err)
+	}
+	for _, s := range list.Items {
+		if !mayHaveFinding(s) {
+			continue
+		}
+		select {
+		case w.queue[w.shard(s.ID)] <- job{id: s.ID, origin: OriginReconcile}:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+	return len(list.Items), nil
+}
+
+// work evaluates the jobs of one queue in order. seen holds the start time
+// of each container whose start is settled; only this worker touches it.
+func (w *Watcher) work(ctx context.Context, q <-chan job) {
+	seen := map[string]time.Time{}
+	for j := range q {
+		if ctx.Err() != nil && j.origin == OriginReconcile {
+			continue // shutting down: finish events in hand, skip the sweep
+		}
+		if j.destroyed {
+			delete(seen, j.id)
+			continue
+		}
+		w.evaluate(ctx, seen, j)
+	}
+}
+
+func (w *Watcher) evaluate(ctx context.Context, seen map[string]time.Time, j job) {
+	log := w.log.With("container_id", j.id, "origin", j.origin)
+	inspectCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), inspectTimeout)
+	res, err := w.opts.Engine.ContainerInspect(inspectCtx, j.id, client.ContainerInspectOptions{})
+	cancel()
+	switch {
+	case cerrdefs.IsNotFound(err):
+		log.Debug("container gone before inspect")
+		return
+	case err != nil:
+		log.Error("inspect failed; not acting on this container", "err", err)
+		return
+	}
+	c := res.Container
+	if c.State == nil || !c.State.Running {
+		log.Debug("container no longer running")
+		return
+	}
+	started, _ := time.Parse(time.RFC3339Nano, c.State.StartedAt)
+	if prev, ok := seen[j.id]; ok && prev.Equal(started) {
+		log.Debug("start already handled")
+		return
+	}
+
+	policy := w.opts.Policy()
+	findings, err := Detect(c, policy)
+	w.evaluated.Add(1)
+	if err != nil {
+		log.Error("detection failed", "err", err)
+		return
+	}
+	if len(findings) == 0 {
+		seen[j.id] = started
+		log.Debug("no findings")
+		return
+	}
+	e := Evaluation{
+		Container: findings[0].Container,
+		StartedAt: started,
+		Findings:  findings,
+		Origin:    j.origin,
+		EventTime: j.eventTime,
+	}
+	e.Workload = WorkloadOf(e.Container)
+	if c.HostConfig != nil {
+		e.RestartPolicy = string(c.HostConfig.RestartPolicy.Name)
+	}
+	for _, f := range e.Violations() {
+		e.Enforceable = e.Enforceable || policy.Enforces(f.Kind)
+	}
+	// A stop under way finishes even when the watch is shutting down.
+	if w.opts.Handler.Handle(context.WithoutCancel(ctx), e) {
+		seen[j.id] = started
+	}
+}
+
+// backoff returns the wait before retry n (from 1): doubling from the
+// minimum up to the maximum, with the upper half jittered so that nodes
+// that lost one engine do not retry in step.
+func (w *Watcher) backoff(n int) time.Duration {
+	d := w.opts.MinBackoff << min(n-1, 16)
+	if d <= 0 || d > w.opts.MaxBackoff {
+		d = w.opts.MaxBackoff
+	}
+	return d/2 + rand.N(d/2+1)
+}
+
+// sleep waits for d or until ctx ends, and reports whether it waited.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+var _ StreamAPI = (*client.Client)(nil)
