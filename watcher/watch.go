@@ -186,7 +186,7 @@ func (w *Watcher) follow(ctx context.Context) {
 		opened, err := w.stream(ctx, &since, func() {
 			if !lostAt.IsZero() {
 				w.reconnects.Add(1)
-				w.log.Info("stream back", "after", time.Since(lostAt).Round(time.Millisecond))
+				w.log.Info("stream back", "outage_ms", time.Since(lostAt).Milliseconds())
 			}
 			lostAt, failures = time.Time{}, 0
 			w.requestReconcile()

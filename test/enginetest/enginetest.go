@@ -31,11 +31,15 @@ type Engine struct {
 	Image string // the sleeper image, built by BuildImage
 }
 
-// Connect reaches the engine at DOCKER_HOST, or the default socket. It
-// returns an error that says how to start one; tests fail on it, they do
-// not skip.
-func Connect(ctx context.Context) (*Engine, error) {
-	cli, err := client.New(client.FromEnv)
+// Connect reaches the engine at host, or with host "" at DOCKER_HOST or the
+// default socket. It returns an error that says how to start one; tests
+// fail on it, they do not skip.
+func Connect(ctx context.Context, host string) (*Engine, error) {
+	opt := client.FromEnv
+	if host != "" {
+		opt = client.WithHost(host)
+	}
+	cli, err := client.New(opt)
 	if err != nil {
 		return nil, err
 	}
@@ -152,10 +156,15 @@ type Spec struct {
 	Stop       bool // and stop it again, leaving it exited
 }
 
+// Name returns the name Create gives the container of s.
+func (e *Engine) Name(s Spec) string {
+	return "pwtest-" + e.Run + "-" + s.Name
+}
+
 // Create makes the container of s from e.Image, labelled for cleanup, and
 // returns its ID and full name.
 func (e *Engine) Create(ctx context.Context, s Spec) (id, name string, err error) {
-	name = "pwtest-" + e.Run + "-" + s.Name
+	name = e.Name(s)
 	cfg := s.Config
 	cfg.Image = e.Image
 	cfg.Labels = map[string]string{RunLabel: e.Run}

@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
 
 	"github.com/portwarden/portwarden/test/enginetest"
 )
@@ -52,6 +53,23 @@ type checkReport struct {
 		Violations int  `json:"violations"`
 		Compliant  bool `json:"compliant"`
 	} `json:"summary"`
+}
+
+// create makes the container of spec on the machine's engine and removes
+// it when the test ends.
+func create(t *testing.T, spec enginetest.Spec) string {
+	t.Helper()
+	id, _, err := engine.Create(context.Background(), spec)
+	if id != "" {
+		t.Cleanup(func() {
+			engine.ContainerRemove(context.Background(), id,
+				client.ContainerRemoveOptions{Force: true})
+		})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
 
 // runCheck runs portwarden check with a config file holding cfg and
@@ -182,15 +200,10 @@ func brief(r checkReport, id string) []string {
 }
 
 func TestCheckMatrix(t *testing.T) {
-	ctx := context.Background()
 	rows := matrix()
 	ids := make([]string, len(rows))
 	for i, row := range rows {
-		id, _, err := engine.Create(ctx, row.spec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids[i] = id
+		ids[i] = create(t, row.spec)
 	}
 
 	for _, scope := range []string{"running", "all"} {
@@ -225,14 +238,11 @@ func TestCheckMatrix(t *testing.T) {
 }
 
 func TestCheckTextFormat(t *testing.T) {
-	ctx := context.Background()
 	spec := enginetest.Spec{Name: "text", Start: true}
 	spec.Config.ExposedPorts, spec.HostConfig.PortBindings = publish(
 		map[string][]network.PortBinding{"8080/tcp": {bind("127.0.0.1", "82")}})
-	_, name, err := engine.Create(ctx, spec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	name := engine.Name(spec)
+	create(t, spec)
 	code, out, _ := runCheck(t, "")
 	if code != 1 {
 		t.Fatalf("check exit code = %d, want 1", code)
@@ -256,14 +266,10 @@ func TestCheckTextFormat(t *testing.T) {
 
 // With every finding allowed, check exits 0 and still lists them.
 func TestCheckAllowedExitsZero(t *testing.T) {
-	ctx := context.Background()
 	spec := enginetest.Spec{Name: "allowed", Start: true}
 	spec.Config.ExposedPorts, spec.HostConfig.PortBindings = publish(
 		map[string][]network.PortBinding{"443/tcp": {bind("", "446")}})
-	id, _, err := engine.Create(ctx, spec)
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := create(t, spec)
 	cfg := `
 policy:
   host_network: ignore

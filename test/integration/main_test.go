@@ -17,7 +17,9 @@ import (
 )
 
 var (
-	engine     *enginetest.Engine
+	engine     *enginetest.Engine // the machine's engine, for check
+	own        *enginetest.Engine // an engine of this run's own, for run
+	ownDaemon  *enginetest.Daemon
 	portwarden string // the binary under test
 )
 
@@ -30,7 +32,7 @@ func runTests(m *testing.M) int {
 	defer cancel()
 
 	var err error
-	if engine, err = enginetest.Connect(ctx); err != nil {
+	if engine, err = enginetest.Connect(ctx, ""); err != nil {
 		fmt.Fprintln(os.Stderr, "integration:", err)
 		return 1
 	}
@@ -50,6 +52,29 @@ func runTests(m *testing.M) int {
 		return 1
 	}
 	if err := engine.BuildImage(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "integration:", err)
+		return 1
+	}
+
+	// portwarden run stops containers: it gets an engine of its own, so
+	// that it never touches containers nobody gave it.
+	if ownDaemon, err = enginetest.StartDaemon(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "integration: starting a dockerd of our own:", err)
+		return 1
+	}
+	defer func() {
+		if err := ownDaemon.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "integration: cleanup:", err)
+		}
+	}()
+	if own, err = enginetest.Connect(ctx, ownDaemon.Host); err != nil {
+		fmt.Fprintln(os.Stderr, "integration:", err)
+		return 1
+	}
+	defer own.Cleanup(context.Background(), func(f string, a ...any) {
+		fmt.Fprintf(os.Stderr, f+"\n", a...)
+	})
+	if err := own.BuildImage(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "integration:", err)
 		return 1
 	}

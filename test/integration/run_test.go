@@ -1,0 +1,419 @@
+//go:build integration
+
+package integration
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/types/container"
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+
+	"github.com/portwarden/portwarden/test/enginetest"
+)
+
+// daemonProcess is one `portwarden run` under test, with its log.
+type daemonProcess struct {
+	cmd    *exec.Cmd
+	config string
+
+	mu    sync.Mutex
+	lines []map[string]any
+	added chan struct{} // signalled on each new line
+	exit  chan error
+}
+
+// startPortwarden runs portwarden run against the test's own engine with
+// cfg added to the config, and waits for its first reconcile.
+func startPortwarden(t *testing.T, cfg string) *daemonProcess {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "portwarden.yaml")
+	full := fmt.Sprintf("docker: {host: %q}\nlog: {format: json, level: debug}\n%s",
+		ownDaemon.Host, cfg)
+	if err := os.WriteFile(path, []byte(full), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := &daemonProcess{config: path, added: make(chan struct{}, 1), exit: make(chan error, 1)}
+	p.cmd = exec.Command(portwarden, "run", "--config", path)
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go p.read(t, stderr)
+	t.Cleanup(func() { p.stop(t) })
+	p.waitFor(t, 30*time.Second, "reconciled", nil)
+	return p
+}
+
+func (p *daemonProcess) read(t *testing.T, r io.Reader) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		var line map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
+			line = map[string]any{"msg": "not JSON: " + sc.Text()}
+		}
+		p.mu.Lock()
+		p.lines = append(p.lines, line)
+		p.mu.Unlock()
+		select {
+		case p.added <- struct{}{}:
+		default:
+		}
+	}
+	p.exit <- p.cmd.Wait()
+}
+
+// stop ends the process with SIGTERM and checks it exits 0 in time.
+func (p *daemonProcess) stop(t *testing.T) {
+	if p.cmd.ProcessState != nil {
+		return
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.exit:
+		if err != nil {
+			t.Errorf("portwarden run exited with %v after SIGTERM", err)
+		}
+	case <-time.After(20 * time.Second):
+		p.cmd.Process.Kill()
+		t.Errorf("portwarden run did not exit within 20s of SIGTERM")
+	}
+	if t.Failed() {
+		p.mu.Lock()
+		for _, l := range p.lines {
+			b, _ := json.Marshal(l)
+			t.Logf("portwarden: %s", b)
+		}
+		p.mu.Unlock()
+	}
+}
+
+// find returns the first log line with message msg whose fields include
+// want, from line from on.
+func (p *daemonProcess) find(from int, msg string, want map[string]any) (map[string]any, int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := from; i < len(p.lines); i++ {
+		l := p.lines[i]
+		if l["msg"] != msg {
+			continue
+		}
+		match := true
+		for k, v := range want {
+			match = match && fmt.Sprint(l[k]) == fmt.Sprint(v)
+		}
+		if match {
+			return l, i
+		}
+	}
+	return nil, -1
+}
+
+// waitFor waits for a log line with message msg and fields want.
+func (p *daemonProcess) waitFor(t *testing.T, timeout time.Duration, msg string,
+	want map[string]any) map[string]any {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		if l, _ := p.find(0, msg, want); l != nil {
+			return l
+		}
+		select {
+		case <-p.added:
+		case err := <-p.exit:
+			p.exit <- err
+			t.Fatalf("portwarden run exited (%v) before logging %q %v", err, msg, want)
+		case <-deadline:
+			t.Fatalf("portwarden run did not log %q %v within %s", msg, want, timeout)
+		}
+	}
+}
+
+// count returns how many log lines have message msg and fields want.
+func (p *daemonProcess) count(msg string, want map[string]any) int {
+	n, from := 0, 0
+	for {
+		l, i := p.find(from, msg, want)
+		if l == nil {
+			return n
+		}
+		n, from = n+1, i+1
+	}
+}
+
+// signal sends sig to the process.
+func (p *daemonProcess) signal(t *testing.T, sig os.Signal) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runContainer starts a container of the sleeper image on the test's own
+// engine (host ports 150-199 and 18081 are the run tests'; the check tests
+// use others), listening on its published container ports, and removes it when
+// the test ends.
+func runContainer(t *testing.T, spec enginetest.Spec, bindings map[string][]network.PortBinding) string {
+	t.Helper()
+	if bindings != nil {
+		spec.Config.ExposedPorts, spec.HostConfig.PortBindings = publish(bindings)
+		for p := range spec.Config.ExposedPorts {
+			spec.Config.Cmd = append(spec.Config.Cmd, string(p.Proto())+":"+p.Port())
+		}
+	}
+	spec.Start = true
+	id, _, err := own.Create(context.Background(), spec)
+	if id != "" {
+		t.Cleanup(func() {
+			own.ContainerRemove(context.Background(), id,
+				client.ContainerRemoveOptions{Force: true})
+		})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func inspect(t *testing.T, id string) container.InspectResponse {
+	t.Helper()
+	res, err := own.ContainerInspect(context.Background(), id, client.ContainerInspectOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.Container
+}
+
+// waitStopped waits until the container is no longer running.
+func waitStopped(t *testing.T, id string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for inspect(t, id).State.Running {
+		if time.Now().After(deadline) {
+			t.Fatalf("container %.12s still running after 10s", id)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// refuses checks that nothing accepts TCP connections on the host port.
+func refuses(t *testing.T, addr string) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err == nil {
+		c.Close()
+		t.Errorf("%s still accepts connections", addr)
+	}
+}
+
+func tcp(hostIP, hostPort, containerPort string) map[string][]network.PortBinding {
+	return map[string][]network.PortBinding{containerPort + "/tcp": {bind(hostIP, hostPort)}}
+}
+
+func TestRunStopsViolators(t *testing.T) {
+	p := startPortwarden(t, "mode: enforce\n")
+
+	web := runContainer(t, enginetest.Spec{Name: "web-180"}, tcp("127.0.0.1", "180", "8080"))
+	dns := runContainer(t, enginetest.Spec{Name: "dns-153"},
+		map[string][]network.PortBinding{"53/udp": {bind("127.0.0.1", "153")}})
+	waitStopped(t, web)
+	refuses(t, "127.0.0.1:180")
+	waitStopped(t, dns)
+
+	for _, id := range []string{web, dns} {
+		l := p.waitFor(t, 5*time.Second, "container stopped",
+			map[string]any{"container_id": id, "outcome": "stopped", "action": "stop"})
+		if _, ok := l["duration_ms"]; !ok {
+			t.Errorf("stop line %v has no duration_ms", l)
+		}
+		t.Logf("%.12s stopped: stop took %v ms, %v ms after its start event", id,
+			l["duration_ms"], l["exposure_ms"])
+		p.waitFor(t, 5*time.Second, "alert", map[string]any{"container_id": id,
+			"verdict": "stopped"})
+	}
+}
+
+func TestRunLeavesCompliantAndAllowedAlone(t *testing.T) {
+	p := startPortwarden(t, `mode: enforce
+policy:
+  allow:
+    - name: test-allowed
+      reason: exercise the allow list
+      containers: ["pwtest-*-allowed"]
+      ports: ["182/tcp"]
+`)
+	compliant := runContainer(t, enginetest.Spec{Name: "compliant"}, tcp("127.0.0.1", "18081", "8080"))
+	allowed := runContainer(t, enginetest.Spec{Name: "allowed"}, tcp("127.0.0.1", "182", "8080"))
+	violator := runContainer(t, enginetest.Spec{Name: "violator"}, tcp("127.0.0.1", "183", "8080"))
+
+	waitStopped(t, violator)
+	p.waitFor(t, 5*time.Second, "no findings", map[string]any{"container_id": compliant})
+	p.waitFor(t, 5*time.Second, "allowed finding",
+		map[string]any{"container_id": allowed, "allowed_by": "test-allowed"})
+	for _, id := range []string{compliant, allowed} {
+		if !inspect(t, id).State.Running {
+			t.Errorf("container %.12s was stopped, want it running", id)
+		}
+	}
+	if n := p.count("alert", map[string]any{"container_id": allowed}); n != 0 {
+		t.Errorf("allowed container alerted %d times, want 0 without notify.allowed", n)
+	}
+}
+
+func TestRunDisablesRestartAlways(t *testing.T) {
+	p := startPortwarden(t, "mode: enforce\n")
+	spec := enginetest.Spec{Name: "always"}
+	spec.HostConfig.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyAlways}
+	id := runContainer(t, spec, tcp("127.0.0.1", "184", "8080"))
+	waitStopped(t, id)
+	p.waitFor(t, 5*time.Second, "container stopped",
+		map[string]any{"container_id": id, "restart_disabled": true})
+
+	time.Sleep(time.Second) // the engine would have restarted it by now
+	c := inspect(t, id)
+	if c.State.Running || c.HostConfig.RestartPolicy.Name != container.RestartPolicyDisabled {
+		t.Errorf("running %v, restart policy %q; want stopped with policy no", c.State.Running,
+			c.HostConfig.RestartPolicy.Name)
+	}
+}
+
+func TestRunStopsWhatStartedBeforeIt(t *testing.T) {
+	id := runContainer(t, enginetest.Spec{Name: "early"}, tcp("127.0.0.1", "185", "8080"))
+	p := startPortwarden(t, "mode: enforce\n")
+	waitStopped(t, id)
+	p.waitFor(t, 5*time.Second, "container stopped",
+		map[string]any{"container_id": id, "origin": "reconcile"})
+}
+
+func TestRunDryRunStopsNothing(t *testing.T) {
+	p := startPortwarden(t, "mode: enforce\nenforce: {dry_run: true}\n")
+	id := runContainer(t, enginetest.Spec{Name: "dry"}, tcp("127.0.0.1", "186", "8080"))
+	p.waitFor(t, 5*time.Second, "alert", map[string]any{"container_id": id,
+		"verdict": "would-stop"})
+	if !inspect(t, id).State.Running {
+		t.Error("dry run stopped the container")
+	}
+}
+
+func TestRunAlertModeStopsNothing(t *testing.T) {
+	p := startPortwarden(t, "")
+	id := runContainer(t, enginetest.Spec{Name: "alerted"}, tcp("127.0.0.1", "187", "8080"))
+	p.waitFor(t, 5*time.Second, "alert", map[string]any{"container_id": id,
+		"verdict": "alert", "mode": "alert"})
+	if !inspect(t, id).State.Running {
+		t.Error("alert mode stopped the container")
+	}
+}
+
+func TestRunLoopBreaker(t *testing.T) {
+	p := startPortwarden(t, "mode: enforce\nenforce: {loop: {max_stops: 2, window: 10m}}\n")
+	compose := map[string]string{
+		"com.docker.compose.project": "shop", "com.docker.compose.service": "web",
+	}
+	var ids []string
+	for i := range 3 {
+		spec := enginetest.Spec{Name: fmt.Sprintf("shop-web-%d", i)}
+		spec.Config.Labels = compose
+		id := runContainer(t, spec, tcp("127.0.0.1", "188", "8080"))
+		ids = append(ids, id)
+		if i < 2 {
+			waitStopped(t, id)
+			p.waitFor(t, 5*time.Second, "container stopped", map[string]any{"container_id": id})
+		}
+	}
+	p.waitFor(t, 5*time.Second, "loop breaker holds this workload; not stopped",
+		map[string]any{"container_id": ids[2], "workload": "compose-service shop/web"})
+	p.waitFor(t, 5*time.Second,
+		"alert: an orchestrator keeps recreating this workload; enforcement paused",
+		map[string]any{"container_id": ids[2], "verdict": "enforcement-loop"})
+	if !inspect(t, ids[2]).State.Running {
+		t.Error("the loop breaker did not hold: third start stopped")
+	}
+}
+
+func TestRunReloadRefusesBrokenConfig(t *testing.T) {
+	p := startPortwarden(t, "mode: enforce\n")
+	cfg, err := os.ReadFile(p.config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := strings.Replace(string(cfg), "mode: enforce", "mode: enforse", 1)
+	if err := os.WriteFile(p.config, []byte(broken), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.signal(t, syscall.SIGHUP)
+	p.waitFor(t, 5*time.Second, "config reload refused; the running config stays", nil)
+
+	id := runContainer(t, enginetest.Spec{Name: "after-bad-reload"}, tcp("127.0.0.1", "189", "8080"))
+	waitStopped(t, id) // enforce mode still in force
+
+	alert := strings.Replace(string(cfg), "mode: enforce", "mode: alert", 1)
+	if err := os.WriteFile(p.config, []byte(alert), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.signal(t, syscall.SIGHUP)
+	p.waitFor(t, 5*time.Second, "config reloaded", map[string]any{"mode": "alert"})
+	id = runContainer(t, enginetest.Spec{Name: "after-good-reload"}, tcp("127.0.0.1", "190", "8080"))
+	p.waitFor(t, 5*time.Second, "alert", map[string]any{"container_id": id, "mode": "alert"})
+	if !inspect(t, id).State.Running {
+		t.Error("after a reload to alert mode the container was stopped")
+	}
+}
+
+// The engine restarts; a violator it brings back up (restart=always) while
+// portwarden's stream is down is caught by the reconcile after the
+// reconnect.
+func TestRunSurvivesEngineRestart(t *testing.T) {
+	t.Cleanup(func() {
+		if !ownDaemon.Running() {
+			if err := ownDaemon.Start(context.Background()); err != nil {
+				t.Errorf("restarting our engine after the test: %v", err)
+			}
+		}
+	})
+	p := startPortwarden(t, "mode: enforce\n")
+
+	// Frozen, portwarden acts on nothing until the engine is gone.
+	p.signal(t, syscall.SIGSTOP)
+	spec := enginetest.Spec{Name: "comes-back"}
+	spec.HostConfig.RestartPolicy = container.RestartPolicy{Name: container.RestartPolicyAlways}
+	id := runContainer(t, spec, tcp("127.0.0.1", "191", "8080"))
+	if err := ownDaemon.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	p.signal(t, syscall.SIGCONT)
+	p.waitFor(t, 10*time.Second, "stream lost", nil)
+
+	if err := ownDaemon.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitStopped(t, id)
+	p.waitFor(t, 30*time.Second, "stream back", nil)
+	p.waitFor(t, 5*time.Second, "container stopped",
+		map[string]any{"container_id": id, "restart_disabled": true})
+	if n := p.count("stream lost", nil); n != 1 {
+		t.Errorf("logged stream lost %d times, want once", n)
+	}
+	if n := p.count("container stopped", map[string]any{"container_id": id}); n != 1 {
+		t.Errorf("stopped the container %d times, want once", n)
+	}
+	if policy := inspect(t, id).HostConfig.RestartPolicy.Name; policy != "no" {
+		t.Errorf("restart policy = %q, want no", policy)
+	}
+}
