@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin/portwarden
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build test vet unit integration engine audit clean
+.PHONY: all build test vet unit integration engine run audit bench clean
 
 all: build
 
@@ -30,6 +30,15 @@ integration: engine
 # Debian's docker.io when none does.
 engine:
 	./scripts/ensure-docker.sh
+
+# run runs the daemon in the foreground against this node's engine, with
+# /etc/portwarden/portwarden.yaml if there is one (alert mode by default).
+# Ctrl-C stops it.
+run: engine build
+	./$(BIN) run
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2s -count 3 ./watcher/
 
 # audit runs portwarden's check on this node's engine, stopped containers
 # included: exit 0 compliant, 1 findings, 2 error.

@@ -20,7 +20,7 @@ var defaultPolicy = Policy{
 
 // loadInspect reads an inspect document saved from a real engine with
 // docker inspect.
-func loadInspect(t *testing.T, name string) container.InspectResponse {
+func loadInspect(t testing.TB, name string) container.InspectResponse {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join("testdata", name+".json"))
 	if err != nil {
