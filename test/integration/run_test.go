@@ -166,8 +166,8 @@ func (p *daemonProcess) signal(t *testing.T, sig os.Signal) {
 }
 
 // runContainer starts a container of the sleeper image on the test's own
-// engine (host ports 150-199 and 18081 are the run tests'; the check tests
-// use others), listening on its published container ports, and removes it when
+// engine (host ports 80, 53/udp, 180-199 and 18081 are the run tests';
+// the check tests use others), listening on its published container ports, and removes it when
 // the test ends.
 func runContainer(t *testing.T, spec enginetest.Spec, bindings map[string][]network.PortBinding) string {
 	t.Helper()
@@ -226,14 +226,15 @@ func tcp(hostIP, hostPort, containerPort string) map[string][]network.PortBindin
 	return map[string][]network.PortBinding{containerPort + "/tcp": {bind(hostIP, hostPort)}}
 }
 
+// -p 80:8080 and -p 53:53/udp, on every interface, as an operator types them.
 func TestRunStopsViolators(t *testing.T) {
 	p := startPortwarden(t, "mode: enforce\n")
 
-	web := runContainer(t, enginetest.Spec{Name: "web-180"}, tcp("127.0.0.1", "180", "8080"))
-	dns := runContainer(t, enginetest.Spec{Name: "dns-153"},
-		map[string][]network.PortBinding{"53/udp": {bind("127.0.0.1", "153")}})
+	web := runContainer(t, enginetest.Spec{Name: "web-80"}, tcp("", "80", "8080"))
+	dns := runContainer(t, enginetest.Spec{Name: "dns-53"},
+		map[string][]network.PortBinding{"53/udp": {bind("", "53")}})
 	waitStopped(t, web)
-	refuses(t, "127.0.0.1:180")
+	refuses(t, "127.0.0.1:80")
 	waitStopped(t, dns)
 
 	for _, id := range []string{web, dns} {
