@@ -21,6 +21,18 @@ type funcNotifier struct {
 func (f funcNotifier) Name() string                              { return f.name }
 func (f funcNotifier) Notify(ctx context.Context, a Alert) error { return f.notify(ctx, a) }
 
+func newTestDispatcher(t *testing.T, opts Options, routes ...Route) *Dispatcher {
+	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	d, err := NewDispatcher(opts, routes...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
 func alertFor(id string) Alert {
 	return Alert{Verdict: VerdictStopped, Container: watcher.Container{ID: id}}
 }
@@ -31,18 +43,21 @@ func TestSlowNotifierBlocksNobody(t *testing.T) {
 	var mu sync.Mutex
 	var fast []string
 	delivered := make(chan struct{}, 10)
-	d := NewDispatcher(slog.New(slog.NewTextHandler(io.Discard, nil)), 16,
-		funcNotifier{"slow", func(ctx context.Context, _ Alert) error {
-			<-hang
-			return nil
-		}},
-		funcNotifier{"fast", func(_ context.Context, a Alert) error {
+	d := newTestDispatcher(t, Options{},
+		Route{Notifier: funcNotifier{"slow", func(ctx context.Context, _ Alert) error {
+			select {
+			case <-hang:
+			case <-ctx.Done():
+			}
+			return ctx.Err()
+		}}},
+		Route{Notifier: funcNotifier{"fast", func(_ context.Context, a Alert) error {
 			mu.Lock()
 			fast = append(fast, a.Container.ID)
 			mu.Unlock()
 			delivered <- struct{}{}
 			return nil
-		}},
+		}}},
 	)
 	start := time.Now()
 	for _, id := range []string{"a", "b", "c"} {
@@ -74,12 +89,12 @@ func TestSlowNotifierBlocksNobody(t *testing.T) {
 
 func TestCloseFlushesQueuedAlerts(t *testing.T) {
 	var got []string
-	d := NewDispatcher(slog.New(slog.NewTextHandler(io.Discard, nil)), 16,
-		funcNotifier{"rec", func(_ context.Context, a Alert) error {
+	d := newTestDispatcher(t, Options{},
+		Route{Notifier: funcNotifier{"rec", func(_ context.Context, a Alert) error {
 			time.Sleep(time.Millisecond)
 			got = append(got, a.Container.ID)
 			return nil
-		}})
+		}}})
 	for _, id := range []string{"a", "b", "c", "d"} {
 		d.Send(alertFor(id))
 	}

@@ -73,7 +73,7 @@ func (p *pipeline) alert(ev watcher.Evaluation, mode string, fs []watcher.Findin
 	verdict string) notify.Alert {
 	return notify.Alert{
 		Host: p.host, Time: p.now().UTC(), Mode: mode, Verdict: verdict,
-		Workload: ev.Workload, Container: ev.Container, Findings: fs,
+		Workload: ev.Workload, Container: ev.Container, StartedAt: ev.StartedAt, Findings: fs,
 	}
 }
 

@@ -98,7 +98,11 @@ func TestPipeline(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			j := &journal{}
 			log := slog.New(slog.NewTextHandler(io.Discard, nil))
-			alerts := notify.NewDispatcher(log, 0, j)
+			alerts, err := notify.NewDispatcher(notify.Options{Logger: log},
+				notify.Route{Notifier: j})
+			if err != nil {
+				t.Fatal(err)
+			}
 			p := &pipeline{host: "node-1", log: log, alerts: alerts, now: time.Now,
 				enforcer: remediate.NewEnforcer(j, remediate.Options{Action: "stop",
 					DisableRestart: true, DryRun: tt.dryRun, LoopMaxStops: 3,

@@ -36,7 +36,10 @@ func newRunCommand(g *globalFlags, reload <-chan os.Signal) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d := newDaemon(cmd, g, cfg, path, cmd.ErrOrStderr())
+			d, err := newDaemon(cmd, g, cfg, path, cmd.ErrOrStderr())
+			if err != nil {
+				return err
+			}
 			return d.run(cmd.Context(), reload)
 		},
 	}
@@ -54,7 +57,7 @@ type daemon struct {
 }
 
 func newDaemon(cmd *cobra.Command, g *globalFlags, cfg config.Config, path string,
-	stderr io.Writer) *daemon {
+	stderr io.Writer) (*daemon, error) {
 	level := new(slog.LevelVar)
 	level.Set(logLevel(cfg.Log.Level))
 	hopts := &slog.HandlerOptions{Level: level}
@@ -71,12 +74,16 @@ func newDaemon(cmd *cobra.Command, g *globalFlags, cfg config.Config, path strin
 	log.Info("starting", "version", version, "config", describePath(path), "mode", cfg.Mode,
 		"dry_run", cfg.Enforce.DryRun)
 
-	d := &daemon{
-		reloadConfig: func() (config.Config, string, error) { return loadConfig(cmd, g) },
-		cfg:          cfg, level: level, log: log, host: host,
-		alerts: notify.NewDispatcher(log, 0, lognotify.New(log)),
+	alerts, err := notify.NewDispatcher(
+		notify.Options{Logger: log, DedupWindow: cfg.Notify.DedupWindow},
+		notify.Route{Notifier: lognotify.New(log)})
+	if err != nil {
+		return nil, err
 	}
-	return d
+	return &daemon{
+		reloadConfig: func() (config.Config, string, error) { return loadConfig(cmd, g) },
+		cfg:          cfg, level: level, log: log, host: host, alerts: alerts,
+	}, nil
 }
 
 func logLevel(s string) slog.Level {

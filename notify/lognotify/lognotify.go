@@ -68,6 +68,13 @@ func (n *Notifier) Notify(ctx context.Context, a notify.Alert) error {
 	if a.Err != "" {
 		attrs = append(attrs, slog.String("err", a.Err))
 	}
+	if a.Repeats > 0 {
+		attrs = append(attrs, slog.Int("repeats", a.Repeats),
+			slog.String("repeat_window", a.RepeatWindow.String()))
+	}
+	if a.Dropped > 0 {
+		attrs = append(attrs, slog.Int("dropped_before", a.Dropped))
+	}
 	msg := "alert"
 	if a.LoopTripped {
 		msg = "alert: an orchestrator keeps recreating this workload; enforcement paused"
