@@ -38,7 +38,8 @@ func newDeduper(window time.Duration, send func(Alert)) *deduper {
 }
 
 func (d *deduper) offer(a Alert) {
-	if d.window <= 0 || a.Verdict == VerdictStopFailed || a.LoopTripped || a.Verdict == VerdictTest {
+	always := a.Verdict == VerdictStopFailed || a.Verdict == VerdictTest || a.LoopTripped
+	if d.window <= 0 || always {
 		d.send(a)
 		return
 	}

@@ -83,7 +83,7 @@ func TestRetriesUntilDeliveredOnceInOrder(t *testing.T) {
 		}
 		return nil
 	})
-	logs := &bytes.Buffer{}
+	logs := &syncBuffer{}
 	opts := fast()
 	opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	d := newTestDispatcher(t, opts, Route{Notifier: n})
@@ -220,7 +220,7 @@ func TestCorruptSpoolFileIsMovedAside(t *testing.T) {
 		alertFor("kept")); err != nil {
 		t.Fatal(err)
 	}
-	logs := &bytes.Buffer{}
+	logs := &syncBuffer{}
 	n := newScripted(func(Alert, int) error { return nil })
 	opts := fast()
 	opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
@@ -237,25 +237,69 @@ func TestCorruptSpoolFileIsMovedAside(t *testing.T) {
 	}
 }
 
-// A spool that cannot be written keeps alerts in memory and warns once.
+// A spool that cannot be written keeps alerts in memory, warns once, and
+// says so when it works again.
 func TestUnwritableSpoolKeepsDelivering(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "spool")
-	logs := &bytes.Buffer{}
-	n := newScripted(func(Alert, int) error { return nil })
+	logs := &syncBuffer{}
+	open := make(chan struct{})
+	n := newScripted(func(Alert, int) error {
+		<-open
+		return nil
+	})
 	opts := fast()
 	opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	d := newTestDispatcher(t, opts, Route{Notifier: n, SpoolDir: dir})
-	os.RemoveAll(dir) // the disk is gone from under the spool
-	for _, id := range []string{"a", "b"} {
-		d.Send(alertFor(id))
+
+	// The spool's folder becomes a file: no write can succeed.
+	os.RemoveAll(dir)
+	if err := os.WriteFile(dir, nil, 0o600); err != nil {
+		t.Fatal(err)
 	}
-	if got := n.wait(t, 2); !slices.Equal(got, []string{"a", "b"}) {
-		t.Errorf("delivered %q, want a, b", got)
+	d.Send(alertFor("a"))
+	d.Send(alertFor("b"))
+	waitFor(t, func() bool { return d.Stats()["scripted"].Queued == 2 })
+
+	os.Remove(dir) // space is back
+	d.Send(alertFor("c"))
+	waitFor(t, func() bool { return strings.Contains(logs.String(), "spool writable again") })
+	close(open)
+	if got := n.wait(t, 3); !slices.Equal(got, []string{"a", "b", "c"}) {
+		t.Errorf("delivered %q, want a, b, c", got)
 	}
 	d.Close(context.Background())
 	if c := strings.Count(logs.String(), "spool write failed"); c != 1 {
 		t.Errorf("warned %d times, want once:\n%s", c, logs)
 	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met within 5s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// syncBuffer is a log destination that goroutines may share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 func TestDeduper(t *testing.T) {

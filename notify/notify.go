@@ -8,7 +8,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
@@ -36,9 +35,9 @@ type Alert struct {
 	Time      time.Time         `json:"time"`
 	Mode      string            `json:"mode"` // alert or enforce
 	Verdict   string            `json:"verdict"`
-	Action    string            `json:"action,omitempty"`   // stop or kill; "" when nothing was called
+	Action    string            `json:"action,omitempty"`   // stop or kill; "" if none was called
 	Duration  time.Duration     `json:"duration,omitempty"` // of the stop or kill
-	Exposure  time.Duration     `json:"exposure,omitempty"` // from the start event to the end of the stop
+	Exposure  time.Duration     `json:"exposure,omitempty"` // from the start event to the stop
 	Err       string            `json:"err,omitempty"`      // why a stop failed
 	Workload  watcher.Workload  `json:"workload"`
 	Container watcher.Container `json:"container"`
@@ -126,7 +125,7 @@ type RouteStats struct {
 
 // NewDispatcher opens each route's spool and starts its workers. Close
 // stops them.
-func NewDispatcher(opts Options, routes ...Route) (*Dispatcher, error) {
+func NewDispatcher(opts Options, routes ...Route) *Dispatcher {
 	opts.SpoolSize = cmp.Or(opts.SpoolSize, DefaultSpoolSize)
 	opts.MinRetry = cmp.Or(opts.MinRetry, DefaultMinRetry)
 	opts.MaxRetry = cmp.Or(opts.MaxRetry, DefaultMaxRetry)
@@ -134,11 +133,7 @@ func NewDispatcher(opts Options, routes ...Route) (*Dispatcher, error) {
 	d := &Dispatcher{opts: opts, log: opts.Logger, ctx: ctx, stop: stop}
 	for _, r := range routes {
 		log := opts.Logger.With("notifier", r.Notifier.Name())
-		sp, err := openSpool(r.SpoolDir, opts.SpoolSize, log)
-		if err != nil {
-			stop()
-			return nil, fmt.Errorf("notifier %s: %w", r.Notifier.Name(), err)
-		}
+		sp := openSpool(r.SpoolDir, opts.SpoolSize, log)
 		if n := sp.len(); n > 0 {
 			log.Info("undelivered alerts from an earlier run", "alerts", n)
 		}
@@ -150,7 +145,7 @@ func NewDispatcher(opts Options, routes ...Route) (*Dispatcher, error) {
 		d.persisters.Go(func() { d.persist(r) })
 		d.deliverers.Go(func() { d.deliver(r) })
 	}
-	return d, nil
+	return d
 }
 
 // Send queues a for every notifier and returns at once.

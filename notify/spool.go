@@ -44,18 +44,22 @@ const (
 )
 
 // openSpool loads what dir holds from an earlier run. A file that cannot
-// be decoded is moved aside with a warning; it never stops the daemon.
-func openSpool(dir string, limit int, log *slog.Logger) (*spool, error) {
+// be decoded is moved aside with a warning, and a folder that cannot be
+// made or read is warned about and retried at each write: neither stops
+// the daemon.
+func openSpool(dir string, limit int, log *slog.Logger) *spool {
 	s := &spool{dir: dir, max: limit, log: log, ready: make(chan struct{}, 1)}
 	if dir == "" {
-		return s, nil
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("creating spool %s: %w", dir, err)
+		return s
 	}
 	names, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		err = os.MkdirAll(dir, 0o700)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("reading spool %s: %w", dir, err)
+		s.diskFail = true
+		log.Warn("spool unusable; alerts kept in memory until it works", "dir", dir, "err", err)
+		return s
 	}
 	for _, de := range names {
 		name := de.Name()
@@ -84,7 +88,7 @@ func openSpool(dir string, limit int, log *slog.Logger) (*spool, error) {
 	if len(s.entries) > 0 {
 		s.ready <- struct{}{}
 	}
-	return s, nil
+	return s
 }
 
 func spoolSeq(name string) (uint64, bool) {
@@ -110,7 +114,11 @@ func (s *spool) push(a Alert) {
 	s.next++
 	s.entries = append(s.entries, e)
 	if s.dir != "" {
-		if err := writeFileSync(s.path(e.seq), a); err != nil {
+		err := writeFileSync(s.path(e.seq), a)
+		if errors.Is(err, fs.ErrNotExist) && os.MkdirAll(s.dir, 0o700) == nil {
+			err = writeFileSync(s.path(e.seq), a)
+		}
+		if err != nil {
 			if !s.diskFail {
 				s.log.Warn("spool write failed; alerts kept in memory until it works",
 					"dir", s.dir, "err", err)

@@ -58,7 +58,7 @@ type Outcome struct {
 	Verdict  Verdict
 	Action   string        // stop, kill, or "" when nothing was called
 	Duration time.Duration // of the stop or kill call
-	Err      error         // why a stop failed; also set when the restart policy could not be changed
+	Err      error         // why a stop failed, or why the restart policy stayed
 	// LoopTripped is true for the first start a loop breaker holds, the one
 	// to alert about loudly.
 	LoopTripped     bool

@@ -32,8 +32,8 @@ func (f *fakeEngine) ContainerKill(_ context.Context, id string, o client.Contai
 	return client.ContainerKillResult{}, f.stopErr
 }
 
-func (f *fakeEngine) ContainerUpdate(_ context.Context, id string, o client.ContainerUpdateOptions) (
-	client.ContainerUpdateResult, error) {
+func (f *fakeEngine) ContainerUpdate(_ context.Context, id string,
+	o client.ContainerUpdateOptions) (client.ContainerUpdateResult, error) {
 	f.calls = append(f.calls, "update "+id+" restart="+string(o.RestartPolicy.Name))
 	return client.ContainerUpdateResult{}, nil
 }

@@ -213,7 +213,8 @@ func (w *Watcher) follow(ctx context.Context) {
 // onOpen runs once the stream is open. It reports whether the stream
 // opened, and why it ended.
 func (w *Watcher) stream(ctx context.Context, since *time.Time, onOpen func()) (bool, error) {
-	if _, err := w.opts.Engine.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true}); err != nil {
+	_, err := w.opts.Engine.Ping(ctx, client.PingOptions{NegotiateAPIVersion: true})
+	if err != nil {
 		return false, err
 	}
 	v, err := w.opts.Engine.ServerVersion(ctx, client.ServerVersionOptions{})

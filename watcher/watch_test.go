@@ -89,8 +89,8 @@ func (f *fakeStream) ContainerList(context.Context, client.ContainerListOptions)
 	return res, nil
 }
 
-func (f *fakeStream) ContainerInspect(_ context.Context, id string, _ client.ContainerInspectOptions) (
-	client.ContainerInspectResult, error) {
+func (f *fakeStream) ContainerInspect(_ context.Context, id string,
+	_ client.ContainerInspectOptions) (client.ContainerInspectResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	c, ok := f.containers[id]

@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"flag"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -175,5 +178,49 @@ func TestReportGolden(t *testing.T) {
 				t.Errorf("%s report =\n%s\nwant (%s)\n%s", format, buf.String(), golden, want)
 			}
 		})
+	}
+}
+
+func TestNotifyTest(t *testing.T) {
+	var posts atomic.Int32
+	ok := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		posts.Add(1)
+		w.Write([]byte("ok"))
+	}))
+	defer ok.Close()
+	revoked := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no_service", http.StatusNotFound)
+	}))
+	defer revoked.Close()
+
+	code, stdout, stderr := runCLI(t, "notify: {slack: {webhook_url: '"+ok.URL+"/hook'}}",
+		"notify", "test")
+	if code != exitOK || stdout != "log: ok\nslack: ok\n" || posts.Load() != 1 {
+		t.Errorf("notify test = %d, %q (stderr %q), %d posts; want 0, both ok, 1 post", code,
+			stdout, stderr, posts.Load())
+	}
+	code, stdout, _ = runCLI(t, "notify: {slack: {webhook_url: '"+revoked.URL+"/hook'}}",
+		"notify", "test")
+	if code != exitFindings ||
+		!strings.Contains(stdout, "slack: failed: slack: slack server error: 404") {
+		t.Errorf("notify test against a revoked webhook = %d, %q; want 1 and the reason", code,
+			stdout)
+	}
+}
+
+func TestSlackTokenFromFile(t *testing.T) {
+	dir := t.TempDir()
+	err := os.WriteFile(filepath.Join(dir, "token"), []byte("xoxb-from-file\n"), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CREDENTIALS_DIRECTORY", dir)
+	got, err := secret("", "$CREDENTIALS_DIRECTORY/token", "notify.slack.token_file")
+	if err != nil || got != "xoxb-from-file" {
+		t.Errorf("secret(token file) = %q, %v; want xoxb-from-file", got, err)
+	}
+	_, err = secret("", filepath.Join(dir, "missing"), "notify.slack.token_file")
+	if err == nil || !strings.Contains(err.Error(), "notify.slack.token_file: reading the secret") {
+		t.Errorf("secret(missing file) = %v, want an error naming the key", err)
 	}
 }

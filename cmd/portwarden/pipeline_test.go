@@ -98,11 +98,7 @@ func TestPipeline(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			j := &journal{}
 			log := slog.New(slog.NewTextHandler(io.Discard, nil))
-			alerts, err := notify.NewDispatcher(notify.Options{Logger: log},
-				notify.Route{Notifier: j})
-			if err != nil {
-				t.Fatal(err)
-			}
+			alerts := notify.NewDispatcher(notify.Options{Logger: log}, notify.Route{Notifier: j})
 			p := &pipeline{host: "node-1", log: log, alerts: alerts, now: time.Now,
 				enforcer: remediate.NewEnforcer(j, remediate.Options{Action: "stop",
 					DisableRestart: true, DryRun: tt.dryRun, LoopMaxStops: 3,

@@ -20,7 +20,7 @@ var version = "dev"
 // Exit codes, the same for every command.
 const (
 	exitOK       = 0 // done, and nothing breaks a rule
-	exitFindings = 1 // done, and something breaks a rule
+	exitFindings = 1 // done, and something breaks a rule (or a notifier failed its test)
 	exitError    = 2 // not done: bad config, engine unreachable, bad usage
 )
 
@@ -44,7 +44,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	switch {
 	case err == nil:
 		return exitOK
-	case errors.Is(err, errFindings):
+	case errors.Is(err, errFindings), errors.Is(err, errNotifyFailed):
 		return exitFindings
 	default:
 		fmt.Fprintf(stderr, "portwarden: %v\n", err)
@@ -76,7 +76,8 @@ func newRootCommand(reload <-chan os.Signal) *cobra.Command {
 	f.String("log-level", "", "override log.level: debug, info, warn or error")
 	f.String("log-format", "", "override log.format: text or json")
 
-	root.AddCommand(newCheckCommand(&g), newRunCommand(&g, reload), newConfigCommand(&g))
+	root.AddCommand(newCheckCommand(&g), newRunCommand(&g, reload), newConfigCommand(&g),
+		newNotifyCommand(&g))
 	return root
 }
 

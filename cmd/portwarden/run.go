@@ -13,7 +13,6 @@ import (
 
 	"github.com/portwarden/portwarden/cmd/portwarden/config"
 	"github.com/portwarden/portwarden/notify"
-	"github.com/portwarden/portwarden/notify/lognotify"
 	"github.com/portwarden/portwarden/remediate"
 	"github.com/portwarden/portwarden/watcher"
 )
@@ -74,12 +73,12 @@ func newDaemon(cmd *cobra.Command, g *globalFlags, cfg config.Config, path strin
 	log.Info("starting", "version", version, "config", describePath(path), "mode", cfg.Mode,
 		"dry_run", cfg.Enforce.DryRun)
 
-	alerts, err := notify.NewDispatcher(
-		notify.Options{Logger: log, DedupWindow: cfg.Notify.DedupWindow},
-		notify.Route{Notifier: lognotify.New(log)})
+	routes, err := notifierRoutes(cfg, log)
 	if err != nil {
 		return nil, err
 	}
+	alerts := notify.NewDispatcher(
+		notify.Options{Logger: log, DedupWindow: cfg.Notify.DedupWindow}, routes...)
 	return &daemon{
 		reloadConfig: func() (config.Config, string, error) { return loadConfig(cmd, g) },
 		cfg:          cfg, level: level, log: log, host: host, alerts: alerts,
@@ -164,6 +163,10 @@ func (d *daemon) reload() bool {
 	}
 	if cfg.Log.Format != d.cfg.Log.Format {
 		d.log.Warn("log.format changes at the next restart", "log_format", d.cfg.Log.Format)
+	}
+	if cfg.Notify.Slack != d.cfg.Notify.Slack || cfg.Notify.Syslog != d.cfg.Notify.Syslog ||
+		cfg.Notify.DedupWindow != d.cfg.Notify.DedupWindow || cfg.StateDir != d.cfg.StateDir {
+		d.log.Warn("notifier settings change at the next restart")
 	}
 	old := d.cfg
 	d.cfg = cfg

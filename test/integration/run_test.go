@@ -169,7 +169,8 @@ func (p *daemonProcess) signal(t *testing.T, sig os.Signal) {
 // engine (host ports 80, 53/udp, 180-199 and 18081 are the run tests';
 // the check tests use others), listening on its published container ports, and removes it when
 // the test ends.
-func runContainer(t *testing.T, spec enginetest.Spec, bindings map[string][]network.PortBinding) string {
+func runContainer(t *testing.T, spec enginetest.Spec,
+	bindings map[string][]network.PortBinding) string {
 	t.Helper()
 	if bindings != nil {
 		spec.Config.ExposedPorts, spec.HostConfig.PortBindings = publish(bindings)
@@ -259,7 +260,8 @@ policy:
       containers: ["pwtest-*-allowed"]
       ports: ["182/tcp"]
 `)
-	compliant := runContainer(t, enginetest.Spec{Name: "compliant"}, tcp("127.0.0.1", "18081", "8080"))
+	compliant := runContainer(t, enginetest.Spec{Name: "compliant"},
+		tcp("127.0.0.1", "18081", "8080"))
 	allowed := runContainer(t, enginetest.Spec{Name: "allowed"}, tcp("127.0.0.1", "182", "8080"))
 	violator := runContainer(t, enginetest.Spec{Name: "violator"}, tcp("127.0.0.1", "183", "8080"))
 
@@ -361,7 +363,8 @@ func TestRunReloadRefusesBrokenConfig(t *testing.T) {
 	p.signal(t, syscall.SIGHUP)
 	p.waitFor(t, 5*time.Second, "config reload refused; the running config stays", nil)
 
-	id := runContainer(t, enginetest.Spec{Name: "after-bad-reload"}, tcp("127.0.0.1", "189", "8080"))
+	id := runContainer(t, enginetest.Spec{Name: "after-bad-reload"},
+		tcp("127.0.0.1", "189", "8080"))
 	waitStopped(t, id) // enforce mode still in force
 
 	alert := strings.Replace(string(cfg), "mode: enforce", "mode: alert", 1)
@@ -370,7 +373,8 @@ func TestRunReloadRefusesBrokenConfig(t *testing.T) {
 	}
 	p.signal(t, syscall.SIGHUP)
 	p.waitFor(t, 5*time.Second, "config reloaded", map[string]any{"mode": "alert"})
-	id = runContainer(t, enginetest.Spec{Name: "after-good-reload"}, tcp("127.0.0.1", "190", "8080"))
+	id = runContainer(t, enginetest.Spec{Name: "after-good-reload"},
+		tcp("127.0.0.1", "190", "8080"))
 	p.waitFor(t, 5*time.Second, "alert", map[string]any{"container_id": id, "mode": "alert"})
 	if !inspect(t, id).State.Running {
 		t.Error("after a reload to alert mode the container was stopped")

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/portwarden/portwarden/cmd/portwarden/config"
+	"github.com/portwarden/portwarden/notify"
+	"github.com/portwarden/portwarden/notify/lognotify"
+	"github.com/portwarden/portwarden/notify/slack"
+)
+
+// notifierRoutes builds every notifier the config asks for, each with its
+// spool under state_dir. The log notifier is always there.
+func notifierRoutes(cfg config.Config, log *slog.Logger) ([]notify.Route, error) {
+	routes := []notify.Route{{Notifier: lognotify.New(log)}}
+	s := cfg.Notify.Slack
+	if s.WebhookURL != "" || s.WebhookURLFile != "" || s.Token != "" || s.TokenFile != "" {
+		webhook, err := secret(s.WebhookURL, s.WebhookURLFile, "notify.slack.webhook_url_file")
+		if err != nil {
+			return nil, err
+		}
+		token, err := secret(s.Token, s.TokenFile, "notify.slack.token_file")
+		if err != nil {
+			return nil, err
+		}
+		n, err := slack.New(slack.Options{WebhookURL: webhook, Token: token,
+			Channel: s.Channel, APIURL: s.APIURL})
+		if err != nil {
+			return nil, err
+		}
+		routes = append(routes, notify.Route{Notifier: n,
+			SpoolDir: notify.SpoolDir(cfg.StateDir, n.Name())})
+	}
+	return routes, nil
+}
+
+// secret returns value, or the contents of file (such as a systemd
+// credential in $CREDENTIALS_DIRECTORY) without surrounding white space.
+func secret(value, file, key string) (string, error) {
+	if file == "" {
+		return value, nil
+	}
+	data, err := os.ReadFile(os.ExpandEnv(file))
+	if err != nil {
+		return "", fmt.Errorf("%s: reading the secret: %w", key, err)
+	}
+	v := strings.TrimSpace(string(data))
+	if v == "" {
+		return "", fmt.Errorf("%s: %q is empty", key, file)
+	}
+	return v, nil
+}
