@@ -4,7 +4,7 @@ GO      ?= go
 BIN     := bin/portwarden
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: all build test vet unit integration engine run audit bench clean
+.PHONY: all build test vet unit integration deps engine run audit bench clean
 
 all: build
 
@@ -18,13 +18,17 @@ test: vet unit integration
 
 vet:
 	$(GO) vet ./...
-	$(GO) vet -tags integration ./test/...
+	$(GO) vet -tags integration ./test/... ./notify/syslog/
 
 unit:
 	$(GO) test -race -count=1 ./...
 
-integration: engine
-	$(GO) test -tags integration -count=1 -timeout 20m ./test/...
+# integration runs what needs real services: the engine, and rsyslog.
+integration: engine deps
+	$(GO) test -tags integration -count=1 -timeout 20m ./test/... ./notify/syslog/
+
+deps:
+	./scripts/ensure-test-deps.sh
 
 # engine makes sure a Docker Engine answers, installing and starting
 # Debian's docker.io when none does.

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"flag"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -222,5 +223,31 @@ func TestSlackTokenFromFile(t *testing.T) {
 	_, err = secret("", filepath.Join(dir, "missing"), "notify.slack.token_file")
 	if err == nil || !strings.Contains(err.Error(), "notify.slack.token_file: reading the secret") {
 		t.Errorf("secret(missing file) = %v, want an error naming the key", err)
+	}
+}
+
+func TestNotifyTestSyslog(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "log")
+	l, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	code, stdout, stderr := runCLI(t, "notify: {syslog: {enabled: true, network: unixgram, "+
+		"address: '"+sock+"'}}", "notify", "test")
+	if code != exitOK || stdout != "log: ok\nsyslog: ok\n" {
+		t.Fatalf("notify test = %d, %q (stderr %q); want 0 and both ok", code, stdout, stderr)
+	}
+	buf := make([]byte, 4096)
+	l.SetReadDeadline(time.Now().Add(5 * time.Second))
+	n, err := l.Read(buf)
+	if err != nil || !strings.Contains(string(buf[:n]), "test: container portwarden-notify-test") {
+		t.Errorf("syslog received %q, %v; want the test alert", buf[:n], err)
+	}
+
+	code, stdout, _ = runCLI(t, "notify: {syslog: {enabled: true, network: unixgram, "+
+		"address: '"+sock+".absent'}}", "notify", "test")
+	if code != exitFindings || !strings.Contains(stdout, "syslog: failed: syslog: connecting") {
+		t.Errorf("notify test to a missing socket = %d, %q; want 1 and the reason", code, stdout)
 	}
 }

@@ -1,15 +1,20 @@
 package main
 
 import (
+	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
+
+	"github.com/docker/go-connections/tlsconfig"
 
 	"github.com/portwarden/portwarden/cmd/portwarden/config"
 	"github.com/portwarden/portwarden/notify"
 	"github.com/portwarden/portwarden/notify/lognotify"
 	"github.com/portwarden/portwarden/notify/slack"
+	"github.com/portwarden/portwarden/notify/syslog"
 )
 
 // notifierRoutes builds every notifier the config asks for, each with its
@@ -34,7 +39,32 @@ func notifierRoutes(cfg config.Config, log *slog.Logger) ([]notify.Route, error)
 		routes = append(routes, notify.Route{Notifier: n,
 			SpoolDir: notify.SpoolDir(cfg.StateDir, n.Name())})
 	}
+	if cfg.Notify.Syslog.Enabled {
+		n, err := newSyslog(cfg.Notify.Syslog)
+		if err != nil {
+			return nil, err
+		}
+		routes = append(routes, notify.Route{Notifier: n,
+			SpoolDir: notify.SpoolDir(cfg.StateDir, n.Name())})
+	}
 	return routes, nil
+}
+
+func newSyslog(c config.Syslog) (*syslog.Notifier, error) {
+	opts := syslog.Options{Network: c.Network, Address: c.Address, Format: c.Format,
+		Facility: c.Facility, Tag: c.Tag}
+	if c.Network == "tls" {
+		tlsCfg, err := tlsconfig.Client(tlsconfig.Options{CAFile: c.CAFile,
+			CertFile: c.CertFile, KeyFile: c.KeyFile, MinVersion: tls.VersionTLS12})
+		if err != nil {
+			return nil, fmt.Errorf("notify.syslog TLS files: %w", err)
+		}
+		if host, _, err := net.SplitHostPort(c.Address); err == nil {
+			tlsCfg.ServerName = host
+		}
+		opts.TLS = tlsCfg
+	}
+	return syslog.New(opts)
 }
 
 // secret returns value, or the contents of file (such as a systemd

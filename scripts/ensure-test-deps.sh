@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# ensure-test-deps.sh installs what the tests need besides Go and a Docker
+# Engine: rsyslog with its TLS driver, for the syslog tests. On Debian as
+# root it installs what is missing; anywhere else it fails with one line
+# naming what is missing.
+set -euo pipefail
+
+missing=()
+command -v rsyslogd >/dev/null 2>&1 || missing+=(rsyslog)
+ls /usr/lib/*/rsyslog/lmnsd_gtls.so >/dev/null 2>&1 || missing+=(rsyslog-gnutls)
+command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ ! -r /etc/debian_version ] || [ "$(id -u)" -ne 0 ]; then
+	echo "ensure-test-deps: missing ${missing[*]}; install them (Debian packages of those names)" >&2
+	exit 1
+fi
+echo "ensure-test-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null || { echo "ensure-test-deps: apt-get update failed" >&2; exit 1; }
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
+	{ echo "ensure-test-deps: apt-get install ${missing[*]} failed" >&2; exit 1; }
