@@ -13,6 +13,7 @@ import (
 
 	"github.com/portwarden/portwarden/cmd/portwarden/config"
 	"github.com/portwarden/portwarden/notify"
+	"github.com/portwarden/portwarden/notify/journald"
 	"github.com/portwarden/portwarden/remediate"
 	"github.com/portwarden/portwarden/watcher"
 )
@@ -63,6 +64,9 @@ func newDaemon(cmd *cobra.Command, g *globalFlags, cfg config.Config, path strin
 	var h slog.Handler = slog.NewTextHandler(stderr, hopts)
 	if cfg.Log.Format == "json" {
 		h = slog.NewJSONHandler(stderr, hopts)
+	}
+	if journald.UnderJournal() { // a systemd service: native journal fields
+		h = journald.NewHandler(level, h)
 	}
 	log := slog.New(h)
 	host, err := os.Hostname()
