@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -420,5 +422,74 @@ func TestRunSurvivesEngineRestart(t *testing.T) {
 	}
 	if policy := inspect(t, id).HostConfig.RestartPolicy.Name; policy != "no" {
 		t.Errorf("restart policy = %q, want no", policy)
+	}
+}
+
+// In enforce mode a violator makes one Slack message that carries the
+// outcome, and one syslog record.
+func TestRunNotifiesSlackAndSyslog(t *testing.T) {
+	var mu sync.Mutex
+	var posts []map[string]any
+	slack := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var msg map[string]any
+		json.NewDecoder(r.Body).Decode(&msg)
+		mu.Lock()
+		posts = append(posts, msg)
+		mu.Unlock()
+		w.Write([]byte("ok"))
+	}))
+	defer slack.Close()
+	sockPath := filepath.Join(t.TempDir(), "syslog.sock")
+	sock, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sockPath, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+
+	startPortwarden(t, fmt.Sprintf(`mode: enforce
+state_dir: %q
+notify:
+  slack: {webhook_url: %q}
+  syslog: {enabled: true, network: unixgram, address: %q}
+`, t.TempDir(), slack.URL+"/hook", sockPath))
+	id := runContainer(t, enginetest.Spec{Name: "notified"}, tcp("127.0.0.1", "192", "8080"))
+	waitStopped(t, id)
+
+	buf := make([]byte, 8192)
+	sock.SetReadDeadline(time.Now().Add(10 * time.Second))
+	n, err := sock.Read(buf)
+	if err != nil {
+		t.Fatalf("no syslog record: %v", err)
+	}
+	record := string(buf[:n])
+	if !strings.Contains(record, `container_id="`+id+`"`) ||
+		!strings.Contains(record, "stopped: container") {
+		t.Errorf("syslog record = %q, want the stopped container", record)
+	}
+
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		got := len(posts)
+		mu.Unlock()
+		if got > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no Slack message")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond) // room for a duplicate to show up
+	mu.Lock()
+	defer mu.Unlock()
+	raw, _ := json.Marshal(posts)
+	if len(posts) != 1 || !strings.Contains(string(raw), "Stopped in") ||
+		!strings.Contains(string(raw), id[:12]) {
+		t.Errorf("Slack got %d messages: %s; want one with the outcome", len(posts), raw)
+	}
+	sock.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	if _, err := sock.Read(buf); err == nil {
+		t.Errorf("a second syslog record arrived: %q", buf)
 	}
 }
