@@ -27,6 +27,7 @@ func writeConfig(t *testing.T, body string) string {
 // test.
 func isolate(t *testing.T) {
 	t.Helper()
+	t.Setenv("PWD_REL", "relative")
 	for _, v := range []string{"DOCKER_HOST", "DOCKER_CERT_PATH", "DOCKER_TLS_VERIFY"} {
 		t.Setenv(v, "")
 	}
@@ -171,6 +172,8 @@ func TestLoadReportsEachProblem(t *testing.T) {
 			`notify.slack.api_url: "ftp://x": must be an http or https URL with a host`},
 		{"token file relative", "notify: {slack: {token_file: t, channel: C}}",
 			`notify.slack.token_file: "t": must be an absolute path`},
+		{"token file in a relative variable", "notify: {slack: {token_file: $PWD_REL/t, " +
+			"channel: C}}", `notify.slack.token_file: "$PWD_REL/t": must be an absolute path`},
 		{"syslog network", "notify: {syslog: {network: http}}",
 			`notify.syslog.network: "http": must be one of , unixgram, unix, udp, tcp, tls`},
 		{"syslog address", "notify: {syslog: {network: udp, address: siem}}",

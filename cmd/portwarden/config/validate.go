@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net"
 	"net/url"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -232,7 +233,9 @@ func (s Slack) validate(p *problems) {
 	for _, f := range []struct{ key, path string }{
 		{"webhook_url_file", s.WebhookURLFile}, {"token_file", s.TokenFile},
 	} {
-		if f.path != "" && !filepath.IsAbs(f.path) {
+		// $CREDENTIALS_DIRECTORY is set only for the service, so the
+		// check is of the path as it will be.
+		if f.path != "" && !filepath.IsAbs(os.ExpandEnv(f.path)) {
 			p.add(k+f.key, f.path, "must be an absolute path")
 		}
 	}
