@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -334,5 +335,58 @@ func TestDeduper(t *testing.T) {
 	want := []string{"web-1", "db-1", "web-16", "web-15 +14 in 10m0s", "web-17"}
 	if !slices.Equal(sent, want) {
 		t.Errorf("sent %q, want %q", sent, want)
+	}
+}
+
+// A start alerted before a restart is not alerted again after it; the same
+// start with another verdict is.
+func TestLedgerAlertsAStartOnce(t *testing.T) {
+	state := t.TempDir()
+	started := time.Date(2026, 12, 3, 3, 0, 0, 123, time.UTC)
+	alert := func(verdict string) Alert {
+		a := alertFor("c1")
+		a.StartedAt, a.Verdict = started, verdict
+		return a
+	}
+	n := newScripted(func(Alert, int) error { return nil })
+	opts := fast()
+	opts.StateDir = state
+	d := newTestDispatcher(t, opts, Route{Notifier: n})
+	d.Send(alert(VerdictAlert))
+	d.Send(alert(VerdictAlert)) // a replay
+	n.wait(t, 1)
+	d.Close(context.Background())
+
+	n2 := newScripted(func(Alert, int) error { return nil })
+	d = newTestDispatcher(t, opts, Route{Notifier: n2})
+	d.Send(alert(VerdictAlert))   // the reconcile after a restart
+	d.Send(alert(VerdictStopped)) // enforce mode now stops it
+	n2.wait(t, 1)
+	d.Close(context.Background())
+	if len(n.delivered) != 1 || len(n2.delivered) != 1 ||
+		n2.delivered[0].Verdict != VerdictStopped {
+		t.Errorf("delivered %d before and %v after the restart; want 1, then only the stop",
+			len(n.delivered), n2.delivered)
+	}
+}
+
+func TestLedgerCompacts(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "alerted")
+	l := openLedger(path, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for i := range 3*ledgerSize + 7 {
+		l.first(fmt.Sprint("key-", i))
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Count(string(data), "\n")
+	if lines > 2*ledgerSize+1 || lines < ledgerSize {
+		t.Errorf("ledger file has %d lines, want between %d and %d", lines, ledgerSize,
+			2*ledgerSize)
+	}
+	reopened := openLedger(path, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if reopened.first(fmt.Sprint("key-", 3*ledgerSize+6)) || !reopened.first("key-0") {
+		t.Error("reopened ledger forgot a recent key or kept the oldest")
 	}
 }

@@ -77,6 +77,7 @@ type Options struct {
 	MinRetry    time.Duration // the first wait after a failure
 	MaxRetry    time.Duration // the longest wait between tries
 	DedupWindow time.Duration // 0 sends every alert
+	StateDir    string        // where the ledger of alerted starts is kept; "" for memory
 }
 
 // Defaults of Options.
@@ -98,6 +99,7 @@ type Dispatcher struct {
 	opts   Options
 	log    *slog.Logger
 	dedup  *deduper
+	ledger *ledger
 	routes []*route
 	stop   context.CancelFunc // ends delivery attempts at the end of Close
 	ctx    context.Context
@@ -131,6 +133,11 @@ func NewDispatcher(opts Options, routes ...Route) *Dispatcher {
 	opts.MaxRetry = cmp.Or(opts.MaxRetry, DefaultMaxRetry)
 	ctx, stop := context.WithCancel(context.Background())
 	d := &Dispatcher{opts: opts, log: opts.Logger, ctx: ctx, stop: stop}
+	ledgerPath := ""
+	if opts.StateDir != "" {
+		ledgerPath = filepath.Join(opts.StateDir, "alerted")
+	}
+	d.ledger = openLedger(ledgerPath, opts.Logger)
 	for _, r := range routes {
 		log := opts.Logger.With("notifier", r.Notifier.Name())
 		sp := openSpool(r.SpoolDir, opts.SpoolSize, log)
@@ -148,8 +155,15 @@ func NewDispatcher(opts Options, routes ...Route) *Dispatcher {
 	return d
 }
 
-// Send queues a for every notifier and returns at once.
+// Send queues a for every notifier and returns at once. An alert about a
+// start that was alerted already, with the same verdict, by this process
+// or an earlier one, is not sent again.
 func (d *Dispatcher) Send(a Alert) {
+	if key := alertKey(a); key != "" && !d.ledger.first(key) {
+		d.log.Debug("start alerted already", "container_id", a.Container.ID,
+			"verdict", a.Verdict)
+		return
+	}
 	d.dedup.offer(a)
 }
 

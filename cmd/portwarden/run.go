@@ -82,7 +82,8 @@ func newDaemon(cmd *cobra.Command, g *globalFlags, cfg config.Config, path strin
 		return nil, err
 	}
 	alerts := notify.NewDispatcher(
-		notify.Options{Logger: log, DedupWindow: cfg.Notify.DedupWindow}, routes...)
+		notify.Options{Logger: log, DedupWindow: cfg.Notify.DedupWindow,
+			StateDir: cfg.StateDir}, routes...)
 	return &daemon{
 		reloadConfig: func() (config.Config, string, error) { return loadConfig(cmd, g) },
 		cfg:          cfg, level: level, log: log, host: host, alerts: alerts,

@@ -45,6 +45,9 @@ func startPortwarden(t *testing.T, cfg string) *daemonProcess {
 	path := filepath.Join(t.TempDir(), "portwarden.yaml")
 	full := fmt.Sprintf("docker: {host: %q}\nlog: {format: json, level: debug}\n%s",
 		ownDaemon.Host, cfg)
+	if !strings.Contains(cfg, "state_dir:") {
+		full += fmt.Sprintf("state_dir: %q\n", t.TempDir())
+	}
 	if err := os.WriteFile(path, []byte(full), 0o600); err != nil {
 		t.Fatal(err)
 	}
