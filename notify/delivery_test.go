@@ -376,6 +376,7 @@ func TestLedgerCompacts(t *testing.T) {
 	for i := range 3*ledgerSize + 7 {
 		l.first(fmt.Sprint("key-", i))
 	}
+	l.close()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
@@ -386,6 +387,7 @@ func TestLedgerCompacts(t *testing.T) {
 			2*ledgerSize)
 	}
 	reopened := openLedger(path, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer reopened.close()
 	if reopened.first(fmt.Sprint("key-", 3*ledgerSize+6)) || !reopened.first("key-0") {
 		t.Error("reopened ledger forgot a recent key or kept the oldest")
 	}

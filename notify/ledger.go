@@ -17,15 +17,20 @@ const ledgerSize = 5000
 // ledger remembers which container starts were alerted, and how, so that
 // a restart of portwarden, whose reconcile sees the same running
 // containers again, does not alert them twice. With a path it keeps them
-// in an append-only file, compacted when it grows past twice its size.
+// in an append-only file, compacted when it grows past twice its size,
+// written by a goroutine of its own so that Send does no I/O.
 type ledger struct {
 	path string // "" for memory only
 	log  *slog.Logger
 
-	mu     sync.Mutex
-	seen   map[string]bool
-	order  []string
-	lines  int
+	mu      sync.Mutex
+	seen    map[string]bool
+	order   []string
+	pending []string // remembered, not yet in the file
+
+	kick   chan struct{} // wakes the writer
+	done   chan struct{}
+	lines  int // in the file; only the writer touches it
 	warned bool
 }
 
@@ -34,6 +39,10 @@ func openLedger(path string, log *slog.Logger) *ledger {
 	if path == "" {
 		return l
 	}
+	defer func() {
+		l.kick, l.done = make(chan struct{}, 1), make(chan struct{})
+		go l.write()
+	}()
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return l
@@ -71,8 +80,56 @@ func (l *ledger) first(key string) bool {
 		return false
 	}
 	l.remember(key)
-	l.append(key)
+	if l.kick != nil {
+		l.pending = append(l.pending, key)
+		select {
+		case l.kick <- struct{}{}:
+		default: // the writer is awake already
+		}
+	}
 	return true
+}
+
+// close writes what is pending and stops the writer.
+func (l *ledger) close() {
+	if l.kick != nil {
+		close(l.kick)
+		<-l.done
+	}
+}
+
+// write appends pending keys to the file in batches, and rewrites the file
+// from memory when it has grown past twice the ledger's size.
+func (l *ledger) write() {
+	defer close(l.done)
+	for {
+		_, open := <-l.kick
+		l.mu.Lock()
+		keys := l.pending
+		l.pending = nil
+		var all []string
+		if l.lines+len(keys) > 2*ledgerSize {
+			all = append([]string{}, l.order...)
+		}
+		l.mu.Unlock()
+
+		var err error
+		switch {
+		case all != nil:
+			err = l.compact(all)
+		case len(keys) > 0:
+			err = appendLines(l.path, keys)
+			l.lines += len(keys)
+		}
+		if err != nil && !l.warned {
+			l.warned = true
+			l.log.Warn("alert ledger not written; starts may be alerted again after a restart",
+				"path", l.path, "err", err)
+		}
+		if !open {
+			return
+		}
+	}
 }
 
 func (l *ledger) remember(key string) {
@@ -87,34 +144,16 @@ func (l *ledger) remember(key string) {
 	}
 }
 
-func (l *ledger) append(key string) {
-	if l.path == "" {
-		return
-	}
-	var err error
-	if l.lines >= 2*ledgerSize {
-		err = l.compact()
-	} else {
-		err = appendLine(l.path, key)
-		l.lines++
-	}
-	if err != nil && !l.warned {
-		l.warned = true
-		l.log.Warn("alert ledger not written; starts may be alerted again after a restart",
-			"path", l.path, "err", err)
-	}
-}
-
-func (l *ledger) compact() error {
+func (l *ledger) compact(keys []string) error {
 	tmp := l.path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(strings.Join(l.order, "\n")+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(tmp, []byte(strings.Join(keys, "\n")+"\n"), 0o600); err != nil {
 		return err
 	}
-	l.lines = len(l.order)
+	l.lines = len(keys)
 	return os.Rename(tmp, l.path)
 }
 
-func appendLine(path, line string) error {
+func appendLines(path string, lines []string) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
@@ -122,7 +161,7 @@ func appendLine(path, line string) error {
 	if err != nil {
 		return err
 	}
-	_, err = f.WriteString(line + "\n")
+	_, err = f.WriteString(strings.Join(lines, "\n") + "\n")
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}

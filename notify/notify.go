@@ -299,5 +299,6 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 	}
 	d.stop()
 	d.deliverers.Wait()
+	d.ledger.close()
 	return err
 }
