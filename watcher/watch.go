@@ -108,18 +108,22 @@ type Watcher struct {
 	queue []chan job
 
 	reconcileNow chan struct{}
-	connected    chan struct{} // closed after the first reconcile
+	ready        chan struct{} // closed after the first reconcile
 
 	events, dropped, reconciles, evaluated, reconnects atomic.Int64
-	overflowing                                        atomic.Bool // since the last reconcile
+	overflowing                                        atomic.Bool  // since the last reconcile
+	connected                                          atomic.Bool  // a stream is open
+	lastEvent                                          atomic.Int64 // unix nanoseconds
 }
 
-// job is one thing for a worker: a container to evaluate, or to forget.
+// job is one thing for a worker: a container to evaluate, or to forget,
+// or a heartbeat to answer.
 type job struct {
 	id        string
 	origin    Origin
 	eventTime time.Time
 	destroyed bool
+	heartbeat chan<- struct{}
 }
 
 // NewWatcher returns a Watcher for opts; Run starts it.
@@ -133,7 +137,7 @@ func NewWatcher(opts WatchOptions) *Watcher {
 		opts:         opts,
 		log:          opts.Logger,
 		reconcileNow: make(chan struct{}, 1),
-		connected:    make(chan struct{}),
+		ready:        make(chan struct{}),
 	}
 	for range opts.Workers {
 		w.queue = append(w.queue, make(chan job, opts.QueueSize))
@@ -151,7 +155,43 @@ func (w *Watcher) Stats() Stats {
 
 // Ready is closed once the first reconcile has finished.
 func (w *Watcher) Ready() <-chan struct{} {
-	return w.connected
+	return w.ready
+}
+
+// Connected reports whether an event stream is open.
+func (w *Watcher) Connected() bool {
+	return w.connected.Load()
+}
+
+// LastEvent returns when the last event was read, or the zero time.
+func (w *Watcher) LastEvent() time.Time {
+	n := w.lastEvent.Load()
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
+// Heartbeat passes a token through every worker's queue and waits for
+// each to come back: it proves that the pipeline makes progress. It fails
+// when ctx ends first.
+func (w *Watcher) Heartbeat(ctx context.Context) error {
+	acks := make(chan struct{}, len(w.queue))
+	for i, q := range w.queue {
+		select {
+		case q <- job{heartbeat: acks}:
+		case <-ctx.Done():
+			return fmt.Errorf("worker %d takes no work: %w", i, ctx.Err())
+		}
+	}
+	for range w.queue {
+		select {
+		case <-acks:
+		case <-ctx.Done():
+			return fmt.Errorf("a worker is stuck: %w", ctx.Err())
+		}
+	}
+	return nil
 }
 
 // Run watches until ctx ends, then lets the workers finish what they hold
@@ -241,6 +281,8 @@ func (w *Watcher) stream(ctx context.Context, since *time.Time, onOpen func()) (
 	}
 	w.log.Info("connected to engine", "host", w.opts.Host, "version", v.Version,
 		"api_version", v.APIVersion)
+	w.connected.Store(true)
+	defer w.connected.Store(false)
 	onOpen()
 
 	for {
@@ -257,6 +299,7 @@ func (w *Watcher) stream(ctx context.Context, since *time.Time, onOpen func()) (
 // blocks: the engine drops events for a subscriber that is slow to read.
 func (w *Watcher) read(msg events.Message, since *time.Time) {
 	w.events.Add(1)
+	w.lastEvent.Store(time.Now().UnixNano())
 	t := time.Unix(0, msg.TimeNano)
 	if msg.TimeNano == 0 {
 		t = time.Unix(msg.Time, 0)
@@ -311,9 +354,9 @@ func (w *Watcher) reconcileLoop(ctx context.Context) {
 		w.reconciles.Add(1)
 		w.log.Info("reconciled", "containers", n, "duration_ms", time.Since(start).Milliseconds())
 		select {
-		case <-w.connected:
+		case <-w.ready:
 		default:
-			close(w.connected)
+			close(w.ready)
 		}
 	}
 }
@@ -343,6 +386,10 @@ func (w *Watcher) reconcile(ctx context.Context) (int, error) {
 func (w *Watcher) work(ctx context.Context, q <-chan job) {
 	seen := map[string]time.Time{}
 	for j := range q {
+		if j.heartbeat != nil {
+			j.heartbeat <- struct{}{}
+			continue
+		}
 		if ctx.Err() != nil && j.origin == OriginReconcile {
 			continue // shutting down: finish events in hand, skip the sweep
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -393,6 +394,52 @@ func TestBackoff(t *testing.T) {
 			if d := w.backoff(n); d < want/2 || d > want {
 				t.Errorf("backoff(%d) = %s, want between %s and %s", n, d, want/2, want)
 			}
+		}
+	}
+}
+
+func TestHeartbeat(t *testing.T) {
+	engine := newFakeStream()
+	rec := &blockingRecorder{release: make(chan struct{}), handled: make(chan string, 8)}
+	w := NewWatcher(WatchOptions{
+		Engine: engine, Handler: rec, Policy: func() Policy { return defaultPolicy },
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Workers: 2, QueueSize: 4,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	s := <-engine.opened
+	<-w.Ready()
+	if !w.Connected() {
+		t.Error("Connected() = false with a stream open")
+	}
+
+	hb := func() error {
+		c, stop := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer stop()
+		return w.Heartbeat(c)
+	}
+	if err := hb(); err != nil {
+		t.Fatalf("Heartbeat of an idle pipeline = %v", err)
+	}
+	web := loadInspect(t, "web")
+	engine.set(web)
+	s.messages <- startEvent(web) // its worker now hangs in the handler
+	for w.Stats().Evaluated == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if err := hb(); err == nil {
+		t.Error("Heartbeat with a stuck worker = nil, want an error")
+	}
+	if w.LastEvent().IsZero() {
+		t.Error("LastEvent() is zero after an event")
+	}
+	close(rec.release)
+	deadline := time.Now().Add(5 * time.Second)
+	for hb() != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("Heartbeat never passed again after the worker was released")
 		}
 	}
 }

@@ -29,6 +29,8 @@ type pipeline struct {
 	enforcer *remediate.Enforcer
 	alerts   *notify.Dispatcher
 	now      func() time.Time
+
+	violations, stops atomic.Int64 // for the status line
 }
 
 func (p *pipeline) policy() watcher.Policy {
@@ -43,6 +45,7 @@ func (p *pipeline) Handle(ctx context.Context, ev watcher.Evaluation) bool {
 	logFindings(ctx, log, ev.Findings)
 
 	violations := ev.Violations()
+	p.violations.Add(int64(len(violations)))
 	if len(violations) == 0 {
 		if d.notifyAllowed {
 			p.alerts.Send(p.alert(ev, d.mode, ev.Findings, notify.VerdictAllowed))
@@ -55,6 +58,9 @@ func (p *pipeline) Handle(ctx context.Context, ev watcher.Evaluation) bool {
 	}
 
 	out := p.enforcer.Enforce(ctx, ev)
+	if out.Verdict == remediate.Stopped {
+		p.stops.Add(1)
+	}
 	a := p.alert(ev, d.mode, violations, verdictOf(out))
 	a.Action, a.Duration = out.Action, out.Duration
 	if out.Err != nil {

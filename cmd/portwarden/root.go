@@ -19,10 +19,20 @@ var version = "dev"
 
 // Exit codes, the same for every command.
 const (
-	exitOK       = 0 // done, and nothing breaks a rule
-	exitFindings = 1 // done, and something breaks a rule (or a notifier failed its test)
-	exitError    = 2 // not done: bad config, engine unreachable, bad usage
+	exitOK       = 0  // done, and nothing breaks a rule
+	exitFindings = 1  // done, and something breaks a rule (or a notifier failed its test)
+	exitError    = 2  // not done: bad config, engine unreachable, bad usage
+	exitConfig   = 78 // the daemon's config is invalid (EX_CONFIG): do not restart
 )
+
+// codedError ends the process with its own exit code.
+type codedError struct {
+	code int
+	err  error
+}
+
+func (e codedError) Error() string { return e.err.Error() }
+func (e codedError) Unwrap() error { return e.err }
 
 // errFindings ends a check that found violations: exit 1, no message.
 var errFindings = errors.New("findings")
@@ -46,10 +56,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	case errors.Is(err, errFindings), errors.Is(err, errNotifyFailed):
 		return exitFindings
-	default:
-		fmt.Fprintf(stderr, "portwarden: %v\n", err)
-		return exitError
 	}
+	fmt.Fprintf(stderr, "portwarden: %v\n", err)
+	var coded codedError
+	if errors.As(err, &coded) {
+		return coded.code
+	}
+	return exitError
 }
 
 // globalFlags are the flags every command takes.

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -15,12 +16,18 @@ import (
 	"github.com/portwarden/portwarden/notify"
 	"github.com/portwarden/portwarden/notify/journald"
 	"github.com/portwarden/portwarden/remediate"
+	"github.com/portwarden/portwarden/systemd"
 	"github.com/portwarden/portwarden/watcher"
 )
 
-// shutdownTimeout bounds how long SIGTERM waits for stops in flight and
-// for queued alerts.
-const shutdownTimeout = 10 * time.Second
+// Daemon timings.
+const (
+	// shutdownTimeout bounds how long SIGTERM waits for stops in flight and
+	// for queued alerts.
+	shutdownTimeout = 10 * time.Second
+	// statusInterval is how often the systemd status line is refreshed.
+	statusInterval = 10 * time.Second
+)
 
 func newRunCommand(g *globalFlags, reload <-chan os.Signal) *cobra.Command {
 	return &cobra.Command{
@@ -34,11 +41,11 @@ func newRunCommand(g *globalFlags, reload <-chan os.Signal) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, path, err := loadConfig(cmd, g)
 			if err != nil {
-				return err
+				return codedError{exitConfig, err}
 			}
 			d, err := newDaemon(cmd, g, cfg, path, cmd.ErrOrStderr())
 			if err != nil {
-				return err
+				return codedError{exitConfig, err}
 			}
 			return d.run(cmd.Context(), reload)
 		},
@@ -54,6 +61,8 @@ type daemon struct {
 	host         string
 	alerts       *notify.Dispatcher
 	pipeline     *pipeline
+	systemd      *systemd.Notifier
+	readyOnce    sync.Once
 }
 
 func newDaemon(cmd *cobra.Command, g *globalFlags, cfg config.Config, path string,
@@ -87,6 +96,7 @@ func newDaemon(cmd *cobra.Command, g *globalFlags, cfg config.Config, path strin
 	return &daemon{
 		reloadConfig: func() (config.Config, string, error) { return loadConfig(cmd, g) },
 		cfg:          cfg, level: level, log: log, host: host, alerts: alerts,
+		systemd: systemd.New(log),
 	}, nil
 }
 
@@ -107,6 +117,11 @@ func enforceOptions(cfg config.Config) remediate.Options {
 		DisableRestart: e.DisableRestart, DryRun: e.DryRun,
 		LoopMaxStops: e.Loop.MaxStops, LoopWindow: e.Loop.Window}
 }
+
+// readyTimeout bounds how long start-up waits for the engine before it
+// tells systemd it is ready anyway: a node whose engine is down must not
+// fail its boot because of portwarden. A variable for tests.
+var readyTimeout = 20 * time.Second
 
 // run watches until ctx ends. Each pass of its loop is one engine address;
 // a reload that changes docker.* starts the next.
@@ -143,19 +158,65 @@ func (d *daemon) watchEngine(ctx context.Context, reload <-chan os.Signal) (bool
 		defer close(done)
 		w.Run(watchCtx)
 	}()
+	go d.tellSystemd(watchCtx, w, d.pipeline, cli.DaemonHost())
 
 	for {
 		select {
 		case <-ctx.Done():
+			d.systemd.Stopping()
 			d.log.Info("stopping: finishing stops in flight")
 			return false, d.wait(stop, done)
 		case <-reload:
-			if engineChanged := d.reload(); engineChanged {
+			d.systemd.Reloading()
+			engineChanged := d.reload()
+			d.systemd.Ready(status(w, d.pipeline, cli.DaemonHost()))
+			if engineChanged {
 				d.log.Info("engine address changed: reconnecting", "host", d.cfg.Docker.Host)
 				return true, d.wait(stop, done)
 			}
 		}
 	}
+}
+
+// tellSystemd sends READY once the first reconcile is done, or after
+// readyTimeout with the engine still away; then keeps the status line
+// fresh, and feeds the watchdog while the pipeline passes its heartbeat.
+func (d *daemon) tellSystemd(ctx context.Context, w *watcher.Watcher, p *pipeline,
+	host string) {
+	select {
+	case <-w.Ready():
+	case <-time.After(readyTimeout):
+	case <-ctx.Done():
+		return
+	}
+	d.readyOnce.Do(func() { d.systemd.Ready(status(w, p, host)) })
+	if interval := systemd.WatchdogInterval(); interval > 0 {
+		go d.systemd.Watchdog(ctx, interval, w.Heartbeat)
+	}
+	t := time.NewTicker(statusInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			d.systemd.Status(status(w, p, host))
+		}
+	}
+}
+
+// status is the one line systemctl status shows.
+func status(w *watcher.Watcher, p *pipeline, host string) string {
+	if !w.Connected() {
+		return "waiting for Docker Engine at " + host
+	}
+	s := w.Stats()
+	line := fmt.Sprintf("%s mode, watching %s: %d events, %d findings, %d stops",
+		p.decision.Load().mode, host, s.Events, p.violations.Load(), p.stops.Load())
+	if last := w.LastEvent(); !last.IsZero() {
+		line += fmt.Sprintf("; last event %s ago", time.Since(last).Round(time.Second))
+	}
+	return line
 }
 
 // reload loads the config again and puts it in force, or refuses it and
