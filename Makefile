@@ -20,7 +20,7 @@ vet:
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./test/... ./notify/syslog/
 
-unit:
+unit: deps
 	$(GO) test -race -count=1 ./...
 
 # integration runs what needs real services: the engine, and rsyslog.

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # ensure-test-deps.sh installs what the tests need besides Go and a Docker
-# Engine: rsyslog with its TLS driver, for the syslog tests. On Debian as
+# Engine: rsyslog with its TLS driver (the syslog tests), iproute2 (a
+# bridge for the tests' own dockerd) and systemd-analyze (the unit's tests). On Debian as
 # root it installs what is missing; anywhere else it fails with one line
 # naming what is missing.
 set -euo pipefail
@@ -9,6 +10,7 @@ missing=()
 command -v rsyslogd >/dev/null 2>&1 || missing+=(rsyslog)
 ls /usr/lib/*/rsyslog/lmnsd_gtls.so >/dev/null 2>&1 || missing+=(rsyslog-gnutls)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 
