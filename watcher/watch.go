@@ -98,6 +98,9 @@ type Stats struct {
 	Reconciles int64 // reconciles finished
 	Evaluated  int64 // containers inspected and judged
 	Reconnects int64 // streams opened after a loss
+	Queued     int   // events and reconcile jobs waiting for a worker
+	// LastReconcile is how long the last reconcile took to list and queue.
+	LastReconcile time.Duration
 }
 
 // Watcher follows the engine's events and evaluates every container start,
@@ -114,6 +117,7 @@ type Watcher struct {
 	overflowing                                        atomic.Bool  // since the last reconcile
 	connected                                          atomic.Bool  // a stream is open
 	lastEvent                                          atomic.Int64 // unix nanoseconds
+	lastReconcile                                      atomic.Int64 // nanoseconds
 }
 
 // job is one thing for a worker: a container to evaluate, or to forget,
@@ -147,9 +151,14 @@ func NewWatcher(opts WatchOptions) *Watcher {
 
 // Stats returns the counts so far.
 func (w *Watcher) Stats() Stats {
+	queued := 0
+	for _, q := range w.queue {
+		queued += len(q)
+	}
 	return Stats{
 		Events: w.events.Load(), Dropped: w.dropped.Load(), Reconciles: w.reconciles.Load(),
-		Evaluated: w.evaluated.Load(), Reconnects: w.reconnects.Load(),
+		Evaluated: w.evaluated.Load(), Reconnects: w.reconnects.Load(), Queued: queued,
+		LastReconcile: time.Duration(w.lastReconcile.Load()),
 	}
 }
 
@@ -352,7 +361,9 @@ func (w *Watcher) reconcileLoop(ctx context.Context) {
 			continue
 		}
 		w.reconciles.Add(1)
-		w.log.Info("reconciled", "containers", n, "duration_ms", time.Since(start).Milliseconds())
+		took := time.Since(start)
+		w.lastReconcile.Store(int64(took))
+		w.log.Info("reconciled", "containers", n, "duration_ms", took.Milliseconds())
 		select {
 		case <-w.ready:
 		default:

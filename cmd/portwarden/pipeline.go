@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"log/slog"
+	"maps"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -30,7 +32,44 @@ type pipeline struct {
 	alerts   *notify.Dispatcher
 	now      func() time.Time
 
-	violations, stops atomic.Int64 // for the status line
+	counts counts
+}
+
+// counts are what the pipeline did, for the status line and metrics.
+type counts struct {
+	mu       sync.Mutex
+	findings map[watcher.Kind]int64 // violations, by kind
+	outcomes map[string]int64       // enforcement outcomes
+}
+
+func (c *counts) add(fs []watcher.Finding, outcome string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.findings == nil {
+		c.findings, c.outcomes = map[watcher.Kind]int64{}, map[string]int64{}
+	}
+	for _, f := range fs {
+		c.findings[f.Kind]++
+	}
+	if outcome != "" {
+		c.outcomes[outcome]++
+	}
+}
+
+// snapshot returns copies of the counts.
+func (c *counts) snapshot() (map[watcher.Kind]int64, map[string]int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.findings), maps.Clone(c.outcomes)
+}
+
+// totals returns the violations and the stops so far.
+func (c *counts) totals() (violations, stops int64) {
+	findings, outcomes := c.snapshot()
+	for _, n := range findings {
+		violations += n
+	}
+	return violations, outcomes[string(remediate.Stopped)]
 }
 
 func (p *pipeline) policy() watcher.Policy {
@@ -45,7 +84,6 @@ func (p *pipeline) Handle(ctx context.Context, ev watcher.Evaluation) bool {
 	logFindings(ctx, log, ev.Findings)
 
 	violations := ev.Violations()
-	p.violations.Add(int64(len(violations)))
 	if len(violations) == 0 {
 		if d.notifyAllowed {
 			p.alerts.Send(p.alert(ev, d.mode, ev.Findings, notify.VerdictAllowed))
@@ -53,14 +91,13 @@ func (p *pipeline) Handle(ctx context.Context, ev watcher.Evaluation) bool {
 		return true
 	}
 	if d.mode != "enforce" || !ev.Enforceable {
+		p.counts.add(violations, "")
 		p.alerts.Send(p.alert(ev, d.mode, violations, notify.VerdictAlert))
 		return true
 	}
 
 	out := p.enforcer.Enforce(ctx, ev)
-	if out.Verdict == remediate.Stopped {
-		p.stops.Add(1)
-	}
+	p.counts.add(violations, string(out.Verdict))
 	a := p.alert(ev, d.mode, violations, verdictOf(out))
 	a.Action, a.Duration = out.Action, out.Duration
 	if out.Err != nil {

@@ -61,6 +61,7 @@ type daemon struct {
 	host         string
 	alerts       *notify.Dispatcher
 	pipeline     *pipeline
+	live         *live
 	systemd      *systemd.Notifier
 	readyOnce    sync.Once
 }
@@ -96,7 +97,7 @@ func newDaemon(cmd *cobra.Command, g *globalFlags, cfg config.Config, path strin
 	return &daemon{
 		reloadConfig: func() (config.Config, string, error) { return loadConfig(cmd, g) },
 		cfg:          cfg, level: level, log: log, host: host, alerts: alerts,
-		systemd: systemd.New(log),
+		systemd: systemd.New(log), live: &live{alerts: alerts},
 	}, nil
 }
 
@@ -127,6 +128,11 @@ var readyTimeout = 20 * time.Second
 // a reload that changes docker.* starts the next.
 func (d *daemon) run(ctx context.Context, reload <-chan os.Signal) error {
 	defer d.flushAlerts()
+	if d.cfg.Metrics.Listen != "" {
+		metricsCtx, stop := context.WithCancel(ctx)
+		defer stop()
+		go serveMetrics(metricsCtx, d.cfg.Metrics.Listen, d.live, d.log)
+	}
 	for {
 		changed, err := d.watchEngine(ctx, reload)
 		if err != nil || !changed {
@@ -150,6 +156,9 @@ func (d *daemon) watchEngine(ctx context.Context, reload <-chan os.Signal) (bool
 		Engine: cli, Host: cli.DaemonHost(), Policy: d.pipeline.policy,
 		Handler: d.pipeline, Logger: d.log,
 	})
+
+	d.live.watcher.Store(w)
+	d.live.pipeline.Store(d.pipeline)
 
 	watchCtx, stop := context.WithCancel(ctx)
 	defer stop()
@@ -211,8 +220,9 @@ func status(w *watcher.Watcher, p *pipeline, host string) string {
 		return "waiting for Docker Engine at " + host
 	}
 	s := w.Stats()
+	violations, stops := p.counts.totals()
 	line := fmt.Sprintf("%s mode, watching %s: %d events, %d findings, %d stops",
-		p.decision.Load().mode, host, s.Events, p.violations.Load(), p.stops.Load())
+		p.decision.Load().mode, host, s.Events, violations, stops)
 	if last := w.LastEvent(); !last.IsZero() {
 		line += fmt.Sprintf("; last event %s ago", time.Since(last).Round(time.Second))
 	}

@@ -3,9 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -32,10 +37,21 @@ func TestReadyWhileTheEngineIsDown(t *testing.T) {
 	defer func() { readyTimeout = old }()
 
 	missing := "unix://" + filepath.Join(t.TempDir(), "docker.sock")
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics := l.Addr().String()
+	l.Close()
+	cfg := filepath.Join(t.TempDir(), "portwarden.yaml")
+	body := fmt.Sprintf("metrics: {listen: %q}\nstate_dir: %q\n", metrics, t.TempDir())
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	root := newRootCommand(nil)
-	var stderr bytes.Buffer
+	var stderr syncBuffer
 	root.SetErr(&stderr)
-	root.SetArgs([]string{"run", "--config", "/dev/null", "--docker-host", missing})
+	root.SetArgs([]string{"run", "--config", cfg, "--docker-host", missing})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- root.ExecuteContext(ctx) }()
@@ -47,6 +63,16 @@ func TestReadyWhileTheEngineIsDown(t *testing.T) {
 	if err != nil || string(buf[:n]) != want {
 		t.Errorf("systemd was told %q, %v; want %q", buf[:n], err, want)
 	}
+	resp, err := http.Get("http://" + metrics + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	health, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable ||
+		!strings.Contains(string(health), "event stream is not connected") {
+		t.Errorf("/healthz = %d %q, want 503 and the reason", resp.StatusCode, health)
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("run after cancel = %v, want nil", err)
@@ -54,4 +80,22 @@ func TestReadyWhileTheEngineIsDown(t *testing.T) {
 	if !strings.Contains(stderr.String(), "engine unreachable, retrying") {
 		t.Errorf("log does not say the engine is unreachable:\n%s", stderr.String())
 	}
+}
+
+// syncBuffer is a log destination that goroutines may share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

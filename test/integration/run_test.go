@@ -48,6 +48,9 @@ func startPortwarden(t *testing.T, cfg string) *daemonProcess {
 	if !strings.Contains(cfg, "state_dir:") {
 		full += fmt.Sprintf("state_dir: %q\n", t.TempDir())
 	}
+	if !strings.Contains(cfg, "metrics:") {
+		full += "metrics: {listen: \"\"}\n"
+	}
 	if err := os.WriteFile(path, []byte(full), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -494,5 +497,51 @@ notify:
 	sock.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
 	if _, err := sock.Read(buf); err == nil {
 		t.Errorf("a second syslog record arrived: %q", buf)
+	}
+}
+
+func TestRunMetricsAndHealthz(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	startPortwarden(t, fmt.Sprintf("mode: enforce\nmetrics: {listen: %q}\n", addr))
+	id := runContainer(t, enginetest.Spec{Name: "counted"}, tcp("127.0.0.1", "193", "8080"))
+	waitStopped(t, id)
+
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, metrics := get("/metrics")
+		if strings.Contains(metrics, `portwarden_stops_total{outcome="stopped"} 1`) {
+			for _, want := range []string{"portwarden_stream_connected 1",
+				`portwarden_findings_total{kind="privileged-port"}`,
+				"portwarden_events_received_total", `portwarden_queue_depth{queue="events"}`,
+				`portwarden_notifications_total{notifier="log",outcome="delivered"}`,
+				"portwarden_reconcile_duration_seconds"} {
+				if !strings.Contains(metrics, want) {
+					t.Errorf("metrics lack %s:\n%s", want, metrics)
+				}
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no stop counted:\n%s", metrics)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code, body := get("/healthz"); code != http.StatusOK || body != "ok\n" {
+		t.Errorf("/healthz = %d %q, want 200 ok", code, body)
 	}
 }

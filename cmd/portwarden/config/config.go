@@ -106,6 +106,10 @@ type Syslog struct {
 	KeyFile  string `mapstructure:"key_file" yaml:"key_file"`
 }
 
+// DefaultMetricsListen is where /metrics and /healthz are served unless
+// metrics.listen says otherwise: loopback only.
+const DefaultMetricsListen = "127.0.0.1:9731"
+
 // Metrics is the Prometheus endpoint; an empty Listen turns it off.
 type Metrics struct {
 	Listen string `mapstructure:"listen" yaml:"listen"`
@@ -140,6 +144,7 @@ func Default() Config {
 				Tag:      "portwarden",
 			},
 		},
+		Metrics:  Metrics{Listen: DefaultMetricsListen},
 		StateDir: "/var/lib/portwarden",
 		Log:      Log{Level: "info", Format: "text"},
 	}
