@@ -2,9 +2,14 @@
 
 GO      ?= go
 BIN     := bin/portwarden
-VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+# The version is git describe of a v* tag (v1.2.3 -> 1.2.3); with none yet,
+# 0.0.0 and a prerelease of the commit's date and hash.
+TAG     := $(shell git describe --tags --match 'v[0-9]*' --dirty 2>/dev/null)
+PKG_VERSION    ?= $(if $(TAG),$(patsubst v%,%,$(firstword $(subst -, ,$(TAG)))),0.0.0)
+PKG_PRERELEASE ?= $(if $(TAG),$(subst $(firstword $(subst -, ,$(TAG))),,$(TAG)),git$(shell git log -1 --format=%cd --date=format:%Y%m%d%H%M%S 2>/dev/null).$(shell git rev-parse --short HEAD 2>/dev/null))
+VERSION ?= $(PKG_VERSION)$(if $(PKG_PRERELEASE),~$(patsubst -%,%,$(PKG_PRERELEASE)))
 
-.PHONY: all build test vet unit integration deps engine run audit bench clean
+.PHONY: all build test vet unit integration deps engine run audit bench package clean
 
 all: build
 
@@ -49,5 +54,18 @@ bench:
 audit: engine build
 	./$(BIN) check --all
 
+# package writes dist/*.deb and dist/*.rpm.
+package:
+	rm -rf dist && mkdir -p dist
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" \
+		-o dist/portwarden ./cmd/portwarden
+	./dist/portwarden config example > dist/portwarden.yaml
+	./dist/portwarden gen-docs dist/docs
+	for p in deb rpm; do \
+		PORTWARDEN_VERSION=$(PKG_VERSION) PORTWARDEN_PRERELEASE=$(patsubst -%,%,$(PKG_PRERELEASE)) \
+		$(GO) tool nfpm package --config packaging/nfpm.yaml --packager $$p --target dist/ \
+		|| exit 1; \
+	done
+
 clean:
-	rm -rf bin
+	rm -rf bin dist

@@ -90,7 +90,8 @@ func newRootCommand(reload <-chan os.Signal) *cobra.Command {
 	f.String("log-format", "", "override log.format: text or json")
 
 	root.AddCommand(newCheckCommand(&g), newRunCommand(&g, reload), newConfigCommand(&g),
-		newNotifyCommand(&g))
+		newNotifyCommand(&g), newVersionCommand())
+	root.AddCommand(newGenDocsCommand(root))
 	return root
 }
 
