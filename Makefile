@@ -9,7 +9,7 @@ PKG_VERSION    ?= $(if $(TAG),$(patsubst v%,%,$(firstword $(subst -, ,$(TAG)))),
 PKG_PRERELEASE ?= $(if $(TAG),$(subst $(firstword $(subst -, ,$(TAG))),,$(TAG)),git$(shell git log -1 --format=%cd --date=format:%Y%m%d%H%M%S 2>/dev/null).$(shell git rev-parse --short HEAD 2>/dev/null))
 VERSION ?= $(PKG_VERSION)$(if $(PKG_PRERELEASE),~$(patsubst -%,%,$(PKG_PRERELEASE)))
 
-.PHONY: all build test vet unit integration deps engine run audit bench package clean
+.PHONY: all build test vet unit integration deps engine run audit bench package e2e clean
 
 all: build
 
@@ -34,6 +34,13 @@ integration: engine deps
 
 deps:
 	./scripts/ensure-test-deps.sh
+
+# e2e installs the .deb in a Debian container running systemd and drives
+# it there; the root file system is cached in /var/cache/portwarden-e2e.
+e2e: engine package
+	./scripts/ensure-test-deps.sh e2e
+	$(GO) vet -tags e2e ./test/e2e/
+	$(GO) test -tags e2e -count=1 -timeout 30m -v ./test/e2e/
 
 # engine makes sure a Docker Engine answers, installing and starting
 # Debian's docker.io when none does.

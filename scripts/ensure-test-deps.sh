@@ -11,6 +11,12 @@ command -v rsyslogd >/dev/null 2>&1 || missing+=(rsyslog)
 ls /usr/lib/*/rsyslog/lmnsd_gtls.so >/dev/null 2>&1 || missing+=(rsyslog-gnutls)
 command -v ip >/dev/null 2>&1 || missing+=(iproute2)
 command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+# With "e2e": what the end-to-end test needs to build a Debian root file
+# system with systemd, and to read the .rpm.
+if [ "${1:-}" = e2e ]; then
+	command -v mmdebstrap >/dev/null 2>&1 || missing+=(mmdebstrap)
+	command -v rpm >/dev/null 2>&1 || missing+=(rpm)
+fi
 
 [ ${#missing[@]} -eq 0 ] && exit 0
 

@@ -71,7 +71,7 @@ func TestUnitDirectives(t *testing.T) {
 	}
 	for _, want := range []string{
 		"Type=notify", "After=docker.service", "Wants=docker.service",
-		"ExecReload=/bin/kill -HUP $MAINPID", "Restart=on-failure", "WatchdogSec=",
+		"ExecReload=/bin/sh -c 'kill -HUP $MAINPID'", "Restart=on-failure", "WatchdogSec=",
 		"RestartPreventExitStatus=78", "StateDirectory=portwarden",
 		"ConfigurationDirectory=portwarden", "EnvironmentFile=-/etc/default/portwarden",
 		"LoadCredential=slack-token:",
