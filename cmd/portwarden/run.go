@@ -241,8 +241,9 @@ func (d *daemon) reload() bool {
 		d.log.Warn("log.format changes at the next restart", "log_format", d.cfg.Log.Format)
 	}
 	if cfg.Notify.Slack != d.cfg.Notify.Slack || cfg.Notify.Syslog != d.cfg.Notify.Syslog ||
-		cfg.Notify.DedupWindow != d.cfg.Notify.DedupWindow || cfg.StateDir != d.cfg.StateDir {
-		d.log.Warn("notifier settings change at the next restart")
+		cfg.Notify.DedupWindow != d.cfg.Notify.DedupWindow || cfg.StateDir != d.cfg.StateDir ||
+		cfg.Metrics != d.cfg.Metrics {
+		d.log.Warn("notifier, state_dir and metrics settings change at the next restart")
 	}
 	old := d.cfg
 	d.cfg = cfg
