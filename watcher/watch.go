@@ -99,6 +99,7 @@ type Stats struct {
 	Evaluated  int64 // containers inspected and judged
 	Reconnects int64 // streams opened after a loss
 	Queued     int   // events and reconcile jobs waiting for a worker
+	Running    int   // containers running at the last reconcile
 	// LastReconcile is how long the last reconcile took to list and queue.
 	LastReconcile time.Duration
 }
@@ -118,6 +119,7 @@ type Watcher struct {
 	connected                                          atomic.Bool  // a stream is open
 	lastEvent                                          atomic.Int64 // unix nanoseconds
 	lastReconcile                                      atomic.Int64 // nanoseconds
+	running                                            atomic.Int64 // at the last reconcile
 }
 
 // job is one thing for a worker: a container to evaluate, or to forget,
@@ -158,7 +160,7 @@ func (w *Watcher) Stats() Stats {
 	return Stats{
 		Events: w.events.Load(), Dropped: w.dropped.Load(), Reconciles: w.reconciles.Load(),
 		Evaluated: w.evaluated.Load(), Reconnects: w.reconnects.Load(), Queued: queued,
-		LastReconcile: time.Duration(w.lastReconcile.Load()),
+		LastReconcile: time.Duration(w.lastReconcile.Load()), Running: int(w.running.Load()),
 	}
 }
 
@@ -363,6 +365,7 @@ func (w *Watcher) reconcileLoop(ctx context.Context) {
 		w.reconciles.Add(1)
 		took := time.Since(start)
 		w.lastReconcile.Store(int64(took))
+		w.running.Store(int64(n))
 		w.log.Info("reconciled", "containers", n, "duration_ms", took.Milliseconds())
 		select {
 		case <-w.ready:

@@ -46,9 +46,11 @@ var (
 		"notifier", "outcome")
 	descQueue = desc("queue_depth",
 		"Jobs waiting: events for the workers, alerts in each notifier's spool.", "queue")
-	descConnected  = desc("stream_connected", "1 while the engine's event stream is open.")
-	descLastEvent  = desc("last_event_age_seconds", "Seconds since the last event was read; -1 before the first.")
-	descReconcile  = desc("reconcile_duration_seconds", "How long the last reconcile took to list and queue what runs.")
+	descConnected = desc("stream_connected", "1 while the engine's event stream is open.")
+	descLastEvent = desc("last_event_age_seconds",
+		"Seconds since the last event was read; -1 before the first.")
+	descReconcile = desc("reconcile_duration_seconds",
+		"How long the last reconcile took to list and queue what runs.")
 	descReconciles = desc("reconciles_total", "Reconciles finished.")
 )
 

@@ -221,8 +221,8 @@ func status(w *watcher.Watcher, p *pipeline, host string) string {
 	}
 	s := w.Stats()
 	violations, stops := p.counts.totals()
-	line := fmt.Sprintf("%s mode, watching %s: %d events, %d findings, %d stops",
-		p.decision.Load().mode, host, s.Events, violations, stops)
+	line := fmt.Sprintf("%s mode, watching %s: %d containers, %d events, %d findings, %d stops",
+		p.decision.Load().mode, host, s.Running, s.Events, violations, stops)
 	if last := w.LastEvent(); !last.IsZero() {
 		line += fmt.Sprintf("; last event %s ago", time.Since(last).Round(time.Second))
 	}

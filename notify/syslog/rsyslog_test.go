@@ -160,7 +160,8 @@ func writeCerts(t *testing.T, dir string) *x509.CertPool {
 		"server.pem":     {Type: "CERTIFICATE", Bytes: der},
 		"server-key.pem": {Type: "EC PRIVATE KEY", Bytes: keyDER},
 	} {
-		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(block), 0o600); err != nil {
+		err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(block), 0o600)
+		if err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -36,10 +36,11 @@ func startProxy(t *testing.T, engineSocket string) *engineProxy {
 	target, _ := url.Parse("http://engine")
 	rp := httputil.NewSingleHostReverseProxy(target)
 	rp.FlushInterval = -1 // the event stream goes through as it comes
-	rp.Transport = &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
 		var d net.Dialer
 		return d.DialContext(ctx, "unix", engineSocket)
-	}}
+	}
+	rp.Transport = &http.Transport{DialContext: dial}
 	sock := filepath.Join(p.dir, "docker.sock")
 	l, err := net.Listen("unix", sock)
 	if err != nil {
