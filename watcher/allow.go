@@ -25,11 +25,16 @@ type ImageSelector struct {
 	Digest     string // "sha256:<hex>", or "" for any
 }
 
-// Matches reports whether r exempts f.
+// Matches reports whether r exempts f. A service's finding is matched by
+// the service's name (as the containers selector), image and labels.
 func (r AllowRule) Matches(f Finding) bool {
-	return r.matchesContainer(f.Name) &&
-		r.matchesImage(f.Image, f.ImageID) &&
-		r.matchesLabels(f.Labels) &&
+	name, image, imageID, labels := f.Name, f.Image, f.ImageID, f.Labels
+	if s := f.Service; s != nil {
+		name, image, imageID, labels = s.Name, s.Image, "", s.Labels
+	}
+	return r.matchesContainer(name) &&
+		r.matchesImage(image, imageID) &&
+		r.matchesLabels(labels) &&
 		r.matchesPorts(f.Binding)
 }
 

@@ -77,6 +77,8 @@ func (k Kind) RuleIDs() []string {
 		return []string{"V-260913"}
 	case KindWildcardBind:
 		return []string{"V-235820"}
+	case KindServicePublishedPort:
+		return []string{"V-260924", "V-260929"}
 	}
 	return nil
 }
@@ -89,6 +91,9 @@ type Binding struct {
 	HostPortEnd   int    `json:"host_port_end,omitempty"` // set only for a range
 	ContainerPort int    `json:"container_port"`
 	Protocol      string `json:"protocol"` // tcp, udp or sctp
+	// PublishMode is how a Swarm service publishes the port: ingress (the
+	// routing mesh, on every node) or host. Empty for a container.
+	PublishMode string `json:"publish_mode,omitempty"`
 }
 
 // IsWildcard reports whether b listens on every host interface.
@@ -122,7 +127,11 @@ func (b Binding) String() string {
 	case strings.Contains(host, ":"):
 		host = "[" + host + "]"
 	}
-	return fmt.Sprintf("%s:%s->%d/%s", host, b.HostPorts(), b.ContainerPort, b.Protocol)
+	s := fmt.Sprintf("%s:%s->%d/%s", host, b.HostPorts(), b.ContainerPort, b.Protocol)
+	if b.PublishMode != "" {
+		s += " (" + b.PublishMode + ")"
+	}
+	return s
 }
 
 // Container is what a finding says about the container it was found in.
@@ -139,6 +148,7 @@ type Container struct {
 type Finding struct {
 	Kind Kind `json:"kind"`
 	Container
+	Service *Service `json:"service,omitempty"` // set for a service finding, without Container
 	Binding *Binding `json:"binding,omitempty"` // nil for a host-network finding
 
 	Source    Source   `json:"source"`
@@ -149,7 +159,11 @@ type Finding struct {
 
 // String returns f in one line, for logs and error messages.
 func (f Finding) String() string {
-	s := fmt.Sprintf("%s %s (%s)", f.Kind, f.Name, shortID(f.ID))
+	name, id := f.Name, f.ID
+	if f.Service != nil {
+		name, id = f.Service.Name, f.Service.ID
+	}
+	s := fmt.Sprintf("%s %s (%s)", f.Kind, name, shortID(id))
 	if f.Binding != nil {
 		s += " " + f.Binding.String()
 	}

@@ -63,12 +63,17 @@ func runCheck(cmd *cobra.Command, g *globalFlags, f checkFlags) error {
 	if err != nil {
 		return fmt.Errorf("checking containers at %s: %w", info.Host, err)
 	}
+	services, err := checkServices(ctx, engine, policy, &res)
+	if err != nil {
+		return fmt.Errorf("checking services at %s: %w", info.Host, err)
+	}
 
 	host, err := os.Hostname()
 	if err != nil {
 		return fmt.Errorf("reading the host name: %w", err)
 	}
 	r := newReport(host, checkedAt, info, policy, f.all, res)
+	r.addServices(services)
 	if err := r.write(cmd.OutOrStdout(), f.format); err != nil {
 		return fmt.Errorf("writing the report: %w", err)
 	}
@@ -76,4 +81,37 @@ func runCheck(cmd *cobra.Command, g *globalFlags, f checkFlags) error {
 		return errFindings
 	}
 	return nil
+}
+
+// checkServices returns the findings of the services when the engine is a
+// Swarm manager, or nil with swarm unknown to it. It drops the container
+// findings of their tasks, which the service's findings account for.
+func checkServices(ctx context.Context, api watcher.ServiceAPI, p watcher.Policy,
+	res *watcher.ScanResult) (*serviceScan, error) {
+	manager, err := watcher.IsManager(ctx, api)
+	if err != nil || !manager {
+		return nil, err
+	}
+	findings, n, err := watcher.ScanServices(ctx, api, p)
+	if err != nil {
+		return nil, err
+	}
+	covered := map[string]bool{}
+	for _, f := range findings {
+		covered[f.Service.ID] = true
+	}
+	kept := res.Findings[:0]
+	for _, f := range res.Findings {
+		if !covered[watcher.ServiceTask(f.Container)] {
+			kept = append(kept, f)
+		}
+	}
+	res.Findings = kept
+	return &serviceScan{listed: n, findings: findings}, nil
+}
+
+// serviceScan is what a check found of the services.
+type serviceScan struct {
+	listed   int
+	findings []watcher.Finding
 }

@@ -25,7 +25,14 @@ type report struct {
 	Policy    reportPolicy            `json:"policy"`
 	Rules     map[string]watcher.Rule `json:"rules"`
 	Findings  []watcher.Finding       `json:"findings"`
+	Services  *serviceSection         `json:"services,omitempty"` // on a Swarm manager
 	Summary   summary                 `json:"summary"`
+}
+
+// serviceSection lists the findings of a Swarm manager's services.
+type serviceSection struct {
+	Listed   int               `json:"services_listed"`
+	Findings []watcher.Finding `json:"findings"`
 }
 
 // reportPolicy is what of the policy an auditor needs to read a report.
@@ -86,6 +93,25 @@ func newReport(host string, at time.Time, engine watcher.EngineInfo, p watcher.P
 	return r
 }
 
+// addServices adds the services' findings to r and its summary.
+func (r *report) addServices(s *serviceScan) {
+	if s == nil {
+		return
+	}
+	r.Services = &serviceSection{Listed: s.listed,
+		Findings: append([]watcher.Finding{}, s.findings...)}
+	for _, f := range s.findings {
+		r.Summary.Findings++
+		if f.Allowed {
+			r.Summary.Allowed++
+			continue
+		}
+		r.Summary.Violations++
+		r.Summary.ByKind[f.Kind]++
+	}
+	r.Summary.Compliant = r.Summary.Violations == 0
+}
+
 func (r report) write(w io.Writer, format string) error {
 	if format == "json" {
 		enc := json.NewEncoder(w)
@@ -98,14 +124,22 @@ func (r report) write(w io.Writer, format string) error {
 func (r report) writeText(w io.Writer) error {
 	fmt.Fprintf(w, "portwarden check on %s at %s\n", printable(r.Host),
 		r.CheckedAt.Format(time.RFC3339))
-	fmt.Fprintf(w, "engine %s (API %s) at %s: %s containers, %d listed, %d inspected\n\n",
+	fmt.Fprintf(w, "engine %s (API %s) at %s: %s containers, %d listed, %d inspected",
 		r.Engine.Version, r.Engine.APIVersion, r.Engine.Host, r.Scope,
 		r.Summary.ContainersListed, r.Summary.ContainersInspected)
+	if r.Services != nil {
+		fmt.Fprintf(w, "; Swarm manager: %d services", r.Services.Listed)
+	}
+	fmt.Fprint(w, "\n\n")
 
-	if len(r.Findings) > 0 {
+	all := r.Findings
+	if r.Services != nil {
+		all = append(slices.Clip(all), r.Services.Findings...)
+	}
+	if len(all) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "KIND\tCONTAINER\tSTATE\tIMAGE\tBINDING\tSOURCE\tRULES\tALLOWED BY")
-		for _, f := range r.Findings {
+		for _, f := range all {
 			binding, allowedBy := "-", "-"
 			if f.Binding != nil {
 				binding = f.Binding.String()
@@ -113,10 +147,15 @@ func (r report) writeText(w io.Writer) error {
 			if f.Allowed {
 				allowedBy = f.AllowedBy
 			}
-			fmt.Fprintf(tw, "%s\t%s (%s)\t%s\t%s\t%s\t%s\t%s\t%s\n",
-				f.Kind, printable(f.Name), shortID(f.ID), f.State,
-				printable(f.Image), binding, f.Source, strings.Join(f.Rules, ","),
-				printable(allowedBy))
+			who := fmt.Sprintf("%s (%s)", printable(f.Name), shortID(f.ID))
+			state, image := f.State, f.Image
+			if s := f.Service; s != nil {
+				who = fmt.Sprintf("service %s (%s)", printable(s.Name), shortID(s.ID))
+				state, image = s.Mode, s.Image
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+				f.Kind, who, state, printable(image), binding, f.Source,
+				strings.Join(f.Rules, ","), printable(allowedBy))
 		}
 		if err := tw.Flush(); err != nil {
 			return err

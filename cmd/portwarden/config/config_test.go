@@ -64,8 +64,9 @@ func TestExampleStatesTheDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Load(example) = %v", err)
 	}
-	if len(cfg.Policy.Allow) != 1 || cfg.Policy.Allow[0].Name != "mke-ucp-controller" {
-		t.Errorf("example allow list = %+v, want the mke-ucp-controller entry", cfg.Policy.Allow)
+	if len(cfg.Policy.Allow) != 2 || cfg.Policy.Allow[0].Name != "mke-ucp-controller" ||
+		cfg.Policy.Allow[1].Name != "mke-interlock-proxy" {
+		t.Errorf("example allow list = %+v, want the MKE entries", cfg.Policy.Allow)
 	}
 	want := Default()
 	want.Docker.Host = "unix:///var/run/docker.sock"
@@ -374,8 +375,8 @@ func TestWatcherPolicy(t *testing.T) {
 	if p.PrivilegedBelow != 1024 || p.HostNetwork != "report" || p.WildcardBind != "ignore" {
 		t.Errorf("policy = %+v, want 1024, report, ignore", p)
 	}
-	if len(p.Allow) != 1 || len(p.Allow[0].Images) != 2 ||
-		p.Allow[0].Ports[0].String() != "443/tcp" {
+	if len(p.Allow) != 2 || len(p.Allow[0].Images) != 2 ||
+		p.Allow[0].Ports[0].String() != "443/tcp" || len(p.Allow[1].Ports) != 2 {
 		t.Errorf("allow = %+v, want the ucp-controller rule on 443/tcp", p.Allow)
 	}
 }
