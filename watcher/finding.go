@@ -148,8 +148,9 @@ type Container struct {
 type Finding struct {
 	Kind Kind `json:"kind"`
 	Container
-	Service *Service `json:"service,omitempty"` // set for a service finding, without Container
-	Binding *Binding `json:"binding,omitempty"` // nil for a host-network finding
+	Service *Service    `json:"service,omitempty"` // set for a service finding, without Container
+	Compose *ComposeRef `json:"compose,omitempty"` // set for a finding in a Compose file
+	Binding *Binding    `json:"binding,omitempty"` // nil for a host-network finding
 
 	Source    Source   `json:"source"`
 	Rules     []string `json:"rules"`

@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
+	"strings"
 	"time"
 
+	"github.com/sirupsen/logrus"
 	"github.com/spf13/cobra"
 
 	"github.com/portwarden/portwarden/watcher"
@@ -16,6 +19,7 @@ type checkFlags struct {
 	all     bool
 	format  string
 	timeout time.Duration
+	files   []string // Compose or stack files, checked without an engine
 }
 
 func newCheckCommand(g *globalFlags) *cobra.Command {
@@ -37,6 +41,9 @@ func newCheckCommand(g *globalFlags) *cobra.Command {
 	cmd.Flags().StringVar(&f.format, "format", "text", "output format: text or json")
 	cmd.Flags().DurationVar(&f.timeout, "timeout", time.Minute,
 		"give up when the engine has not answered everything by then")
+	cmd.Flags().StringArrayVarP(&f.files, "file", "f", nil,
+		"check this Compose or stack file instead of the engine; repeat to merge overrides "+
+			"in order")
 	return cmd
 }
 
@@ -50,6 +57,9 @@ func runCheck(cmd *cobra.Command, g *globalFlags, f checkFlags) error {
 	}
 	ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
 	defer cancel()
+	if len(f.files) > 0 {
+		return checkFiles(ctx, cmd, cfg.WatcherPolicy(), f)
+	}
 
 	engine, info, err := watcher.Connect(ctx, engineOptions(cfg))
 	if err != nil {
@@ -72,7 +82,7 @@ func runCheck(cmd *cobra.Command, g *globalFlags, f checkFlags) error {
 	if err != nil {
 		return fmt.Errorf("reading the host name: %w", err)
 	}
-	r := newReport(host, checkedAt, info, policy, f.all, res)
+	r := newReport(host, checkedAt, &info, policy, f.all, res)
 	r.addServices(services)
 	if err := r.write(cmd.OutOrStdout(), f.format); err != nil {
 		return fmt.Errorf("writing the report: %w", err)
@@ -114,4 +124,31 @@ func checkServices(ctx context.Context, api watcher.ServiceAPI, p watcher.Policy
 type serviceScan struct {
 	listed   int
 	findings []watcher.Finding
+}
+
+// checkFiles checks Compose files, merged in order, as the STIG's clause on
+// configuration files asks: no engine is needed.
+func checkFiles(ctx context.Context, cmd *cobra.Command, p watcher.Policy, f checkFlags) error {
+	logrus.SetOutput(io.Discard) // the loader's own warnings; its errors are returned
+	project, err := watcher.LoadCompose(ctx, f.files)
+	if err != nil {
+		return err
+	}
+	findings, err := watcher.DetectCompose(project, f.files, p)
+	if err != nil {
+		return fmt.Errorf("checking %s: %w", strings.Join(f.files, ", "), err)
+	}
+	host, err := os.Hostname()
+	if err != nil {
+		return fmt.Errorf("reading the host name: %w", err)
+	}
+	r := newReport(host, time.Now().UTC(), nil, p, false, watcher.ScanResult{Findings: findings})
+	r.Scope, r.Files = "files", f.files
+	if err := r.write(cmd.OutOrStdout(), f.format); err != nil {
+		return fmt.Errorf("writing the report: %w", err)
+	}
+	if r.Summary.Violations > 0 {
+		return errFindings
+	}
+	return nil
 }

@@ -138,7 +138,7 @@ func testReport() report {
 			Source: watcher.SourceDeclared, Rules: []string{"V-260924", "V-260929"}},
 	}
 	return newReport("node-1", time.Date(2026, 12, 3, 16, 0, 0, 0, time.UTC),
-		watcher.EngineInfo{Host: "unix:///var/run/docker.sock", Version: "20.10.24",
+		&watcher.EngineInfo{Host: "unix:///var/run/docker.sock", Version: "20.10.24",
 			APIVersion: "1.41"},
 		watcher.Policy{PrivilegedBelow: 1024, HostNetwork: "report", WildcardBind: "ignore",
 			Allow: []watcher.AllowRule{{Name: "mke-ucp-controller"}}},
@@ -151,7 +151,7 @@ func TestReportSummary(t *testing.T) {
 		s.ByKind[watcher.KindPrivilegedPort] != 2 || s.ByKind[watcher.KindHostNetwork] != 1 {
 		t.Errorf("summary = %+v, want 4 findings, 1 allowed, 3 violations by kind 2+1", s)
 	}
-	empty := newReport("n", time.Now(), watcher.EngineInfo{}, watcher.Policy{}, false,
+	empty := newReport("n", time.Now(), &watcher.EngineInfo{}, watcher.Policy{}, false,
 		watcher.ScanResult{})
 	if !empty.Summary.Compliant || empty.Findings == nil || empty.Scope != "running" {
 		t.Errorf("empty report = %+v, want compliant, findings [] not null, scope running", empty)

@@ -20,8 +20,9 @@ import (
 type report struct {
 	Host      string                  `json:"host"`
 	CheckedAt time.Time               `json:"checked_at"`
-	Scope     string                  `json:"scope"` // running or all
-	Engine    watcher.EngineInfo      `json:"engine"`
+	Scope     string                  `json:"scope"`            // running, all or files
+	Engine    *watcher.EngineInfo     `json:"engine,omitempty"` // none for files
+	Files     []string                `json:"files,omitempty"`  // the Compose files checked
 	Policy    reportPolicy            `json:"policy"`
 	Rules     map[string]watcher.Rule `json:"rules"`
 	Findings  []watcher.Finding       `json:"findings"`
@@ -53,7 +54,7 @@ type summary struct {
 	Compliant           bool                 `json:"compliant"`
 }
 
-func newReport(host string, at time.Time, engine watcher.EngineInfo, p watcher.Policy,
+func newReport(host string, at time.Time, engine *watcher.EngineInfo, p watcher.Policy,
 	all bool, res watcher.ScanResult) report {
 	r := report{
 		Host:      host,
@@ -124,9 +125,13 @@ func (r report) write(w io.Writer, format string) error {
 func (r report) writeText(w io.Writer) error {
 	fmt.Fprintf(w, "portwarden check on %s at %s\n", printable(r.Host),
 		r.CheckedAt.Format(time.RFC3339))
-	fmt.Fprintf(w, "engine %s (API %s) at %s: %s containers, %d listed, %d inspected",
-		r.Engine.Version, r.Engine.APIVersion, r.Engine.Host, r.Scope,
-		r.Summary.ContainersListed, r.Summary.ContainersInspected)
+	if r.Engine == nil {
+		fmt.Fprintf(w, "Compose files %s", strings.Join(r.Files, ", "))
+	} else {
+		fmt.Fprintf(w, "engine %s (API %s) at %s: %s containers, %d listed, %d inspected",
+			r.Engine.Version, r.Engine.APIVersion, r.Engine.Host, r.Scope,
+			r.Summary.ContainersListed, r.Summary.ContainersInspected)
+	}
 	if r.Services != nil {
 		fmt.Fprintf(w, "; Swarm manager: %d services", r.Services.Listed)
 	}
@@ -149,6 +154,13 @@ func (r report) writeText(w io.Writer) error {
 			}
 			who := fmt.Sprintf("%s (%s)", printable(f.Name), shortID(f.ID))
 			state, image := f.State, f.Image
+			if c := f.Compose; c != nil {
+				who = fmt.Sprintf("service %s ports[%d]", printable(c.Service), c.Port)
+				if c.Port < 0 {
+					who = fmt.Sprintf("service %s", printable(c.Service))
+				}
+				state = "-"
+			}
 			if s := f.Service; s != nil {
 				who = fmt.Sprintf("service %s (%s)", printable(s.Name), shortID(s.ID))
 				state, image = s.Mode, s.Image
