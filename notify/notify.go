@@ -26,7 +26,9 @@ const (
 	VerdictWouldStop  = "would-stop"  // enforce mode, dry run
 	VerdictStopFailed = "stop-failed" // enforce mode tried and failed
 	VerdictLoop       = "enforcement-loop"
-	VerdictTest       = "test" // a synthetic alert from portwarden notify test
+	VerdictScaled     = "scaled-to-zero" // enforce mode scaled a Swarm service to zero
+	VerdictPortGone   = "port-removed"   // enforce mode took a service's published port out
+	VerdictTest       = "test"           // a synthetic alert from portwarden notify test
 )
 
 // Alert is one message to on-call about one container start.

@@ -8,6 +8,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,6 +37,14 @@ type StreamAPI interface {
 	Events(context.Context, client.EventsListOptions) client.EventsResult
 }
 
+// ServicesAPI is the part of the engine client that watching services
+// uses. *client.Client implements it.
+type ServicesAPI interface {
+	ServiceAPI
+	ServiceInspect(context.Context, string, client.ServiceInspectOptions) (
+		client.ServiceInspectResult, error)
+}
+
 // Origin says how a watch came to evaluate a container.
 type Origin string
 
@@ -49,6 +58,7 @@ const (
 // watch hands to its Handler when the container has findings.
 type Evaluation struct {
 	Container
+	Service       *Service // set, without Container, when a Swarm service is evaluated
 	StartedAt     time.Time
 	Workload      Workload
 	RestartPolicy string    // the container's restart policy: no, always, ...
@@ -80,6 +90,7 @@ type Handler interface {
 // WatchOptions configure a Watcher. Zero values mean the defaults.
 type WatchOptions struct {
 	Engine       StreamAPI
+	Services     ServicesAPI   // nil: containers only; else services too, on a Swarm manager
 	Host         string        // the engine's address, for logs
 	Policy       func() Policy // the policy in force; read for every evaluation
 	Handler      Handler
@@ -119,6 +130,8 @@ type Watcher struct {
 	connected                                          atomic.Bool  // a stream is open
 	lastEvent                                          atomic.Int64 // unix nanoseconds
 	lastReconcile                                      atomic.Int64 // nanoseconds
+	manager                                            atomic.Bool  // the engine is a Swarm manager
+	workerLogged                                       atomic.Bool
 	running                                            atomic.Int64 // at the last reconcile
 }
 
@@ -129,6 +142,7 @@ type job struct {
 	origin    Origin
 	eventTime time.Time
 	destroyed bool
+	service   bool // id is a Swarm service's
 	heartbeat chan<- struct{}
 }
 
@@ -273,11 +287,21 @@ func (w *Watcher) stream(ctx context.Context, since *time.Time, onOpen func()) (
 		return false, err
 	}
 
+	manager, err := w.swarmRole(ctx)
+	if err != nil {
+		return false, err
+	}
+
 	streamCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	opts := client.EventsListOptions{Filters: make(client.Filters).
+	filters := make(client.Filters).
 		Add("type", string(events.ContainerEventType)).
-		Add("event", string(events.ActionStart), string(events.ActionDestroy))}
+		Add("event", string(events.ActionStart), string(events.ActionDestroy))
+	if manager {
+		filters.Add("type", string(events.ServiceEventType)).
+			Add("event", string(events.ActionCreate), string(events.ActionUpdate))
+	}
+	opts := client.EventsListOptions{Filters: filters}
 	if !since.IsZero() {
 		from := since.Add(-w.opts.ResumeWindow)
 		opts.Since = fmt.Sprintf("%d.%09d", from.Unix(), from.Nanosecond())
@@ -306,6 +330,27 @@ func (w *Watcher) stream(ctx context.Context, since *time.Time, onOpen func()) (
 	}
 }
 
+// swarmRole finds out whether the engine is a Swarm manager, whose
+// services are watched too. A worker, which cannot see services, is said
+// once.
+func (w *Watcher) swarmRole(ctx context.Context) (bool, error) {
+	if w.opts.Services == nil {
+		return false, nil
+	}
+	info, err := w.opts.Services.Info(ctx, client.InfoOptions{})
+	if err != nil {
+		return false, fmt.Errorf("reading engine info: %w", err)
+	}
+	s := info.Info.Swarm
+	manager := s.LocalNodeState == "active" && s.ControlAvailable
+	w.manager.Store(manager)
+	if s.LocalNodeState == "active" && !manager && !w.workerLogged.Swap(true) {
+		w.log.Info("this node is a Swarm worker, which cannot see services: " +
+			"checking containers only")
+	}
+	return manager, nil
+}
+
 // read hands one event to the worker that owns its container. It never
 // blocks: the engine drops events for a subscriber that is slow to read.
 func (w *Watcher) read(msg events.Message, since *time.Time) {
@@ -319,7 +364,11 @@ func (w *Watcher) read(msg events.Message, since *time.Time) {
 		*since = t
 	}
 	j := job{id: msg.Actor.ID, origin: OriginEvent, eventTime: t,
-		destroyed: msg.Action == events.ActionDestroy}
+		destroyed: msg.Action == events.ActionDestroy,
+		service:   msg.Type == events.ServiceEventType}
+	if !j.service && msg.Action != events.ActionStart && !j.destroyed {
+		return // a container's create or update, let in by the service filter
+	}
 	select {
 	case w.queue[w.shard(j.id)] <- j:
 	default:
@@ -382,12 +431,24 @@ func (w *Watcher) reconcile(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("listing running containers: %w", err)
 	}
+	var jobs []job
 	for _, s := range list.Items {
-		if !mayHaveFinding(s) {
-			continue
+		if mayHaveFinding(s) {
+			jobs = append(jobs, job{id: s.ID, origin: OriginReconcile})
 		}
+	}
+	if w.manager.Load() {
+		services, err := w.opts.Services.ServiceList(ctx, client.ServiceListOptions{})
+		if err != nil {
+			return 0, fmt.Errorf("listing services: %w", err)
+		}
+		for _, s := range services.Items {
+			jobs = append(jobs, job{id: s.ID, origin: OriginReconcile, service: true})
+		}
+	}
+	for _, j := range jobs {
 		select {
-		case w.queue[w.shard(s.ID)] <- job{id: s.ID, origin: OriginReconcile}:
+		case w.queue[w.shard(j.id)] <- j:
 		case <-ctx.Done():
 			return 0, ctx.Err()
 		}
@@ -399,6 +460,7 @@ func (w *Watcher) reconcile(ctx context.Context) (int, error) {
 // of each container whose start is settled; only this worker touches it.
 func (w *Watcher) work(ctx context.Context, q <-chan job) {
 	seen := map[string]time.Time{}
+	seenServices := map[string]uint64{} // service ID: the spec version settled
 	for j := range q {
 		if j.heartbeat != nil {
 			j.heartbeat <- struct{}{}
@@ -409,6 +471,10 @@ func (w *Watcher) work(ctx context.Context, q <-chan job) {
 		}
 		if j.destroyed {
 			delete(seen, j.id)
+			continue
+		}
+		if j.service {
+			w.evaluateService(ctx, seenServices, j)
 			continue
 		}
 		w.evaluate(ctx, seen, j)
@@ -446,6 +512,11 @@ func (w *Watcher) evaluate(ctx context.Context, seen map[string]time.Time, j job
 		log.Error("detection failed", "err", err)
 		return
 	}
+	if w.manager.Load() && len(findings) > 0 && ServiceTask(findings[0].Container) != "" {
+		findings = slices.DeleteFunc(findings, func(f Finding) bool {
+			return f.Kind != KindHostNetwork // its ports are the service's, judged there
+		})
+	}
 	if len(findings) == 0 {
 		seen[j.id] = started
 		log.Debug("no findings")
@@ -468,6 +539,47 @@ func (w *Watcher) evaluate(ctx context.Context, seen map[string]time.Time, j job
 	// A stop under way finishes even when the watch is shutting down.
 	if w.opts.Handler.Handle(context.WithoutCancel(ctx), e) {
 		seen[j.id] = started
+	}
+}
+
+// evaluateService judges one Swarm service, once per version of its spec.
+func (w *Watcher) evaluateService(ctx context.Context, seen map[string]uint64, j job) {
+	log := w.log.With("service_id", j.id, "origin", j.origin)
+	inspectCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), inspectTimeout)
+	res, err := w.opts.Services.ServiceInspect(inspectCtx, j.id, client.ServiceInspectOptions{})
+	cancel()
+	switch {
+	case cerrdefs.IsNotFound(err):
+		log.Debug("service gone before inspect")
+		return
+	case err != nil:
+		log.Error("service inspect failed; not acting on this service", "err", err)
+		return
+	}
+	version := res.Service.Version.Index
+	if seen[j.id] == version {
+		log.Debug("service version already handled")
+		return
+	}
+	policy := w.opts.Policy()
+	findings := DetectService(res.Service, policy)
+	w.evaluated.Add(1)
+	if len(findings) == 0 {
+		seen[j.id] = version
+		log.Debug("no findings")
+		return
+	}
+	svc := *findings[0].Service
+	e := Evaluation{
+		Service:   &svc,
+		Workload:  Workload{Kind: "swarm-service", Name: svc.Name},
+		Findings:  findings,
+		Origin:    j.origin,
+		EventTime: j.eventTime,
+	}
+	e.Enforceable = len(e.Violations()) > 0
+	if w.opts.Handler.Handle(context.WithoutCancel(ctx), e) {
+		seen[j.id] = version
 	}
 }
 

@@ -19,6 +19,7 @@ type decision struct {
 	mode          string // alert or enforce
 	notifyAllowed bool
 	policy        watcher.Policy
+	services      string // enforce.services: alert, scale-to-zero, remove-published-port
 }
 
 // pipeline is what the watcher hands evaluations to: it logs each finding,
@@ -78,6 +79,9 @@ func (p *pipeline) policy() watcher.Policy {
 
 // Handle implements watcher.Handler.
 func (p *pipeline) Handle(ctx context.Context, ev watcher.Evaluation) bool {
+	if ev.Service != nil {
+		return p.handleService(ctx, ev)
+	}
 	d := p.decision.Load()
 	log := p.log.With("container_id", ev.ID, "container_name", ev.Name, "image", ev.Image,
 		"workload", ev.Workload.String(), "origin", ev.Origin)
@@ -112,12 +116,54 @@ func (p *pipeline) Handle(ctx context.Context, ev watcher.Evaluation) bool {
 	return out.Verdict != remediate.StopFailed
 }
 
+// handleService judges a Swarm service: it is acted on only in enforce
+// mode with an enforce.services action other than alert.
+func (p *pipeline) handleService(ctx context.Context, ev watcher.Evaluation) bool {
+	d := p.decision.Load()
+	s := ev.Service
+	log := p.log.With("service_id", s.ID, "service_name", s.Name, "image", s.Image,
+		"workload", ev.Workload.String(), "origin", ev.Origin)
+	logFindings(ctx, log, ev.Findings)
+
+	violations := ev.Violations()
+	if len(violations) == 0 {
+		if d.notifyAllowed {
+			p.alerts.Send(p.alert(ev, d.mode, ev.Findings, notify.VerdictAllowed))
+		}
+		return true
+	}
+	if d.mode != "enforce" || d.services == remediate.ServiceAlert {
+		p.counts.add(violations, "")
+		p.alerts.Send(p.alert(ev, d.mode, violations, notify.VerdictAlert))
+		return true
+	}
+
+	out := p.enforcer.EnforceService(ctx, ev, d.services)
+	if out.Verdict == remediate.AlreadyDone {
+		log.Info("service scaled to zero by portwarden already")
+		return true
+	}
+	p.counts.add(violations, string(out.Verdict))
+	a := p.alert(ev, d.mode, violations, verdictOf(out))
+	a.Action, a.Duration, a.LoopTripped = out.Action, out.Duration, out.LoopTripped
+	if out.Err != nil {
+		a.Err = out.Err.Error()
+	}
+	logOutcome(ctx, log, out, 0)
+	p.alerts.Send(a)
+	return out.Verdict != remediate.StopFailed
+}
+
 func (p *pipeline) alert(ev watcher.Evaluation, mode string, fs []watcher.Finding,
 	verdict string) notify.Alert {
-	return notify.Alert{
+	a := notify.Alert{
 		Host: p.host, Time: p.now().UTC(), Mode: mode, Verdict: verdict,
 		Workload: ev.Workload, Container: ev.Container, StartedAt: ev.StartedAt, Findings: fs,
 	}
+	if s := ev.Service; s != nil { // the notifiers show the service where a container goes
+		a.Container = watcher.Container{ID: s.ID, Name: s.Name, Image: s.Image}
+	}
+	return a
 }
 
 func verdictOf(out remediate.Outcome) string {
@@ -130,8 +176,12 @@ func verdictOf(out remediate.Outcome) string {
 		return notify.VerdictStopFailed
 	case remediate.Loop:
 		return notify.VerdictLoop
+	case remediate.ScaledToZero:
+		return notify.VerdictScaled
+	case remediate.PortRemoved:
+		return notify.VerdictPortGone
 	}
-	return notify.VerdictAlert // gone before the stop: it was exposed all the same
+	return notify.VerdictAlert // gone before the stop, or skipped: exposed all the same
 }
 
 // logFindings writes one line per finding: Warn for a violation, Info for
@@ -179,7 +229,13 @@ func logOutcome(ctx context.Context, log *slog.Logger, out remediate.Outcome,
 	case remediate.StopFailed:
 		log.LogAttrs(ctx, slog.LevelError, "stop failed", attrs...)
 	case remediate.Gone:
-		log.LogAttrs(ctx, slog.LevelInfo, "container gone before the stop", attrs...)
+		log.LogAttrs(ctx, slog.LevelInfo, "gone before the action", attrs...)
+	case remediate.ScaledToZero:
+		log.LogAttrs(ctx, slog.LevelInfo, "service scaled to zero", attrs...)
+	case remediate.PortRemoved:
+		log.LogAttrs(ctx, slog.LevelInfo, "service published port removed", attrs...)
+	case remediate.Skipped:
+		log.LogAttrs(ctx, slog.LevelWarn, "service not acted on", attrs...)
 	case remediate.Loop:
 		level := slog.LevelWarn
 		if out.LoopTripped {

@@ -109,7 +109,7 @@ func logLevel(s string) slog.Level {
 
 func decisionOf(cfg config.Config) *decision {
 	return &decision{mode: cfg.Mode, notifyAllowed: cfg.Notify.Allowed,
-		policy: cfg.WatcherPolicy()}
+		policy: cfg.WatcherPolicy(), services: cfg.Enforce.Services}
 }
 
 func enforceOptions(cfg config.Config) remediate.Options {
@@ -153,7 +153,7 @@ func (d *daemon) watchEngine(ctx context.Context, reload <-chan os.Signal) (bool
 		enforcer: remediate.NewEnforcer(cli, enforceOptions(d.cfg))}
 	d.pipeline.decision.Store(decisionOf(d.cfg))
 	w := watcher.NewWatcher(watcher.WatchOptions{
-		Engine: cli, Host: cli.DaemonHost(), Policy: d.pipeline.policy,
+		Engine: cli, Services: cli, Host: cli.DaemonHost(), Policy: d.pipeline.policy,
 		Handler: d.pipeline, Logger: d.log,
 	})
 

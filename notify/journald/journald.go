@@ -40,7 +40,7 @@ func messageID(msg, verdict string) string {
 	}
 	if strings.HasPrefix(msg, "alert") {
 		switch verdict {
-		case "stopped":
+		case "stopped", "scaled-to-zero", "port-removed":
 			return IDStop
 		case "stop-failed":
 			return IDStopFailed

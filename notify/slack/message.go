@@ -20,6 +20,8 @@ var headlines = map[string]string{
 	notify.VerdictAlert:      "Container on a privileged port",
 	notify.VerdictAllowed:    "Allowed container on a privileged port",
 	notify.VerdictTest:       "Test alert from portwarden",
+	notify.VerdictScaled:     "Scaled a Swarm service on a privileged port to zero",
+	notify.VerdictPortGone:   "Removed a privileged published port from a Swarm service",
 }
 
 // Message renders a as Block Kit blocks and the plain fallback text that
@@ -65,8 +67,12 @@ func Message(a notify.Alert) ([]slack.Block, string) {
 		bindings = append(bindings, strings.Join(kinds, ", "))
 	}
 
+	subject := "Container"
+	if a.Workload.Kind == "swarm-service" && a.Container.State == "" {
+		subject = "Service"
+	}
 	fields := []*slack.TextBlockObject{
-		plain("Container\n%s (%s)", a.Container.Name, short(a.Container.ID)),
+		plain("%s\n%s (%s)", subject, a.Container.Name, short(a.Container.ID)),
 		plain("Image\n%s", a.Container.Image),
 		plain("Bindings\n%s", strings.Join(bindings, "\n")),
 		plain("STIG rules\n%s", strings.Join(ruleList, ", ")),
@@ -120,6 +126,12 @@ func outcome(a notify.Alert) string {
 		return "Action: none. An allow entry matches: " + allowedBy(a)
 	case notify.VerdictTest:
 		return "Action: none. portwarden notify test sent this."
+	case notify.VerdictScaled:
+		return fmt.Sprintf("Action: scaled to 0 replicas in %d ms; the former count is in the "+
+			"label io.portwarden.previous-replicas.", a.Duration.Milliseconds())
+	case notify.VerdictPortGone:
+		return fmt.Sprintf("Action: the privileged published ports were taken out of the "+
+			"service's spec in %d ms.", a.Duration.Milliseconds())
 	}
 	return "Action: none (mode " + a.Mode + ")."
 }

@@ -65,6 +65,9 @@ type Enforce struct {
 	DisableRestart bool          `mapstructure:"disable_restart" yaml:"disable_restart"`
 	DryRun         bool          `mapstructure:"dry_run" yaml:"dry_run"`
 	Loop           Loop          `mapstructure:"loop" yaml:"loop"`
+	// Services is what enforce mode does to a Swarm service: alert,
+	// scale-to-zero or remove-published-port.
+	Services string `mapstructure:"services" yaml:"services"`
 }
 
 // Loop is the loop breaker: after MaxStops stops of one workload within
@@ -135,6 +138,7 @@ func Default() Config {
 			StopTimeout:    0,
 			DisableRestart: true,
 			Loop:           Loop{MaxStops: 3, Window: 10 * time.Minute},
+			Services:       "alert",
 		},
 		Notify: Notify{
 			DedupWindow: 10 * time.Minute,

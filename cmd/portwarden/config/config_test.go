@@ -140,6 +140,9 @@ func TestLoadReportsEachProblem(t *testing.T) {
 			`docker.cert_path: "certs": must be an absolute path`},
 		{"enforce action", "enforce: {action: rm}",
 			`enforce.action: "rm": must be one of stop, kill`},
+		{"enforce services", "enforce: {services: delete}",
+			`enforce.services: "delete": must be one of alert, scale-to-zero, ` +
+				"remove-published-port"},
 		{"duration without unit", "enforce: {stop_timeout: 10}",
 			`enforce.stop_timeout: 10: want a duration with a unit, such as "30s" or "10m"`},
 		{"duration garbage", "enforce: {stop_timeout: soon}",

@@ -193,6 +193,7 @@ func parseImageSelector(s string) (watcher.ImageSelector, error) {
 
 func (e Enforce) validate(p *problems) {
 	p.oneOf("enforce.action", e.Action, "stop", "kill")
+	p.oneOf("enforce.services", e.Services, "alert", "scale-to-zero", "remove-published-port")
 	p.durationIn("enforce.stop_timeout", e.StopTimeout, 0, 5*time.Minute)
 	p.intIn("enforce.loop.max_stops", e.Loop.MaxStops, 1, 1000)
 	p.durationIn("enforce.loop.window", e.Loop.Window, time.Second, 24*time.Hour)
