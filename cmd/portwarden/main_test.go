@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"flag"
 	"net"
 	"net/http"
@@ -249,5 +250,38 @@ func TestNotifyTestSyslog(t *testing.T) {
 		"address: '"+sock+".absent'}}", "notify", "test")
 	if code != exitFindings || !strings.Contains(stdout, "syslog: failed: syslog: connecting") {
 		t.Errorf("notify test to a missing socket = %d, %q; want 1 and the reason", code, stdout)
+	}
+}
+
+func TestCheckFiles(t *testing.T) {
+	compose := filepath.Join("..", "..", "watcher", "testdata", "compose")
+	code, stdout, stderr := runCLI(t, "", "check", "--format", "json",
+		"-f", filepath.Join(compose, "base.yml"), "-f", filepath.Join(compose, "override.yml"))
+	if code != exitFindings {
+		t.Fatalf("check -f base -f override = %d (stderr %q), want 1", code, stderr)
+	}
+	var r struct {
+		Scope    string   `json:"scope"`
+		Files    []string `json:"files"`
+		Findings []struct {
+			Compose struct {
+				Service string `json:"service"`
+				Entry   string `json:"entry"`
+			} `json:"compose"`
+		} `json:"findings"`
+	}
+	if err := json.Unmarshal([]byte(stdout), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Scope != "files" || len(r.Files) != 2 || len(r.Findings) != 1 ||
+		r.Findings[0].Compose.Service != "web" || r.Findings[0].Compose.Entry != "80:80/tcp" {
+		t.Errorf("report = %+v", r)
+	}
+
+	code, _, stderr = runCLI(t, "", "check", "-f", filepath.Join(compose, "invalid.yml"))
+	if code != exitError || !strings.Contains(stderr, "invalid.yml") ||
+		strings.Count(stderr, "\n") != 1 {
+		t.Errorf("check -f invalid.yml = %d, %q; want 2 and one line naming the file", code,
+			stderr)
 	}
 }
