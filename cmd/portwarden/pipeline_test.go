@@ -68,6 +68,53 @@ func privileged(allowed bool) watcher.Finding {
 	return f
 }
 
+func TestPipelineServices(t *testing.T) {
+	svc := &watcher.Service{ID: "s1", Name: "shop-web", Image: "shop/web", Mode: "replicated"}
+	finding := func(allowed bool) watcher.Finding {
+		f := privileged(allowed)
+		f.Kind, f.Service = watcher.KindServicePublishedPort, svc
+		return f
+	}
+	tests := []struct {
+		name, mode, services string
+		findings             []watcher.Finding
+		want                 []string
+	}{
+		{"alert mode", "alert", "scale-to-zero", []watcher.Finding{finding(false)},
+			[]string{"alert alert"}},
+		{"enforce mode, services alerted", "enforce", "alert",
+			[]watcher.Finding{finding(false)}, []string{"alert alert"}},
+		{"an allowed service is left alone", "enforce", "scale-to-zero",
+			[]watcher.Finding{finding(true)}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			j := &journal{}
+			log := slog.New(slog.NewTextHandler(io.Discard, nil))
+			alerts := notify.NewDispatcher(notify.Options{Logger: log}, notify.Route{Notifier: j})
+			p := &pipeline{host: "node-1", log: log, alerts: alerts, now: time.Now,
+				enforcer: remediate.NewEnforcer(j, remediate.Options{Action: "stop",
+					LoopMaxStops: 3, LoopWindow: time.Minute})}
+			p.decision.Store(&decision{mode: tt.mode, services: tt.services})
+			ev := watcher.Evaluation{Service: svc, Findings: tt.findings,
+				Workload:    watcher.Workload{Kind: "swarm-service", Name: "shop-web"},
+				Enforceable: true}
+			if !p.Handle(context.Background(), ev) {
+				t.Error("Handle = unsettled")
+			}
+			alerts.Close(context.Background())
+			if !slices.Equal(j.entries, tt.want) {
+				t.Errorf("did %q, want %q", j.entries, tt.want)
+			}
+			for _, a := range j.alerts {
+				if a.Container.ID != "s1" || a.Container.Name != "shop-web" {
+					t.Errorf("alert names %+v, want the service", a.Container)
+				}
+			}
+		})
+	}
+}
+
 func TestPipeline(t *testing.T) {
 	hostNet := watcher.Finding{Kind: watcher.KindHostNetwork, Source: watcher.SourceRuntime}
 	tests := []struct {
