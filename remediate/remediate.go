@@ -138,7 +138,9 @@ func (e *Enforcer) Enforce(ctx context.Context, ev watcher.Evaluation) Outcome {
 func (e *Enforcer) stop(ctx context.Context, id string, opts Options) error {
 	ctx, cancel := context.WithTimeout(ctx, opts.StopTimeout+callSlack)
 	defer cancel()
-	if opts.Action == "kill" {
+	// A stop with no grace is a kill: SIGTERM and an immediate SIGKILL
+	// close the port no sooner, and the engine's stop waits for more.
+	if opts.Action == "kill" || opts.StopTimeout < time.Second {
 		_, err := e.engine.ContainerKill(ctx, id, client.ContainerKillOptions{Signal: "KILL"})
 		return err
 	}

@@ -67,19 +67,19 @@ func TestEnforce(t *testing.T) {
 		wantVerdict Verdict
 		wantCalls   []string
 	}{
-		{"stop, then the restart policy", defaults, "always", nil, Stopped,
-			[]string{"stop c1 t=0", "update c1 restart=no"}},
+		{"stop with no grace is a kill, then the restart policy", defaults, "always", nil,
+			Stopped, []string{"kill c1 KILL", "update c1 restart=no"}},
 		{"no restart policy to change", defaults, "no", nil, Stopped,
-			[]string{"stop c1 t=0"}},
+			[]string{"kill c1 KILL"}},
 		{"kill", kill, "unless-stopped", nil, Stopped,
 			[]string{"kill c1 KILL", "update c1 restart=no"}},
-		{"restart policy kept", keep, "always", nil, Stopped, []string{"stop c1 t=0"}},
+		{"restart policy kept", keep, "always", nil, Stopped, []string{"kill c1 KILL"}},
 		{"stop timeout", slow, "no", nil, Stopped, []string{"stop c1 t=5"}},
 		{"dry run calls nothing", dry, "always", nil, WouldStop, nil},
 		{"engine refuses", defaults, "always", errors.New("boom"), StopFailed,
-			[]string{"stop c1 t=0"}},
+			[]string{"kill c1 KILL"}},
 		{"container gone", defaults, "always", cerrdefs.ErrNotFound, Gone,
-			[]string{"stop c1 t=0"}},
+			[]string{"kill c1 KILL"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -131,7 +131,7 @@ func TestPipeline(t *testing.T) {
 			[]watcher.Finding{privileged(false)}, true, []string{"alert alert"}, true},
 		{"enforce mode stops first", "enforce", false, false,
 			[]watcher.Finding{privileged(false)}, true,
-			[]string{"stop c1", "update c1", "alert stopped"}, true},
+			[]string{"kill c1", "update c1", "alert stopped"}, true},
 		{"dry run", "enforce", true, false,
 			[]watcher.Finding{privileged(false)}, true, []string{"alert would-stop"}, true},
 		{"allowed is never stopped nor alerted", "enforce", false, false,
