@@ -285,3 +285,29 @@ func TestCheckFiles(t *testing.T) {
 			stderr)
 	}
 }
+
+func TestSecretFilePermissions(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "token")
+	if err := os.WriteFile(path, []byte("xoxb-1"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(path, 0o666)
+	if _, err := secret("", path, "notify.slack.token_file"); err == nil ||
+		!strings.Contains(err.Error(), "writable by anyone") {
+		t.Errorf("secret(world-writable) = %v, want a refusal", err)
+	}
+	os.Chmod(path, 0o644)
+	if got, err := secret("", path, "notify.slack.token_file"); err != nil || got != "xoxb-1" {
+		t.Errorf("secret(world-readable) = %q, %v; want it read (with a warning)", got, err)
+	}
+	cfg := filepath.Join(dir, "portwarden.yaml")
+	os.WriteFile(cfg, nil, 0o644)
+	if w := config.PermissionWarning(cfg); !strings.Contains(w, "readable by anyone") {
+		t.Errorf("PermissionWarning(0644) = %q", w)
+	}
+	os.Chmod(cfg, 0o640)
+	if w := config.PermissionWarning(cfg); w != "" {
+		t.Errorf("PermissionWarning(0640) = %q, want none", w)
+	}
+}

@@ -22,6 +22,12 @@ import (
 func notifierRoutes(cfg config.Config, log *slog.Logger) ([]notify.Route, error) {
 	routes := []notify.Route{{Notifier: lognotify.New(log)}}
 	s := cfg.Notify.Slack
+	for _, f := range []string{s.WebhookURLFile, s.TokenFile} {
+		if fi, err := os.Stat(os.ExpandEnv(f)); f != "" && err == nil &&
+			fi.Mode().Perm()&0o004 != 0 {
+			log.Warn("a Slack secret file is readable by anyone; chmod o-r it", "path", f)
+		}
+	}
 	if s.WebhookURL != "" || s.WebhookURLFile != "" || s.Token != "" || s.TokenFile != "" {
 		webhook, err := secret(s.WebhookURL, s.WebhookURLFile, "notify.slack.webhook_url_file")
 		if err != nil {
@@ -69,11 +75,17 @@ func newSyslog(c config.Syslog) (*syslog.Notifier, error) {
 
 // secret returns value, or the contents of file (such as a systemd
 // credential in $CREDENTIALS_DIRECTORY) without surrounding white space.
+// A file that anyone may write is refused: whoever can write it chooses
+// where alerts go.
 func secret(value, file, key string) (string, error) {
 	if file == "" {
 		return value, nil
 	}
-	data, err := os.ReadFile(os.ExpandEnv(file))
+	path := os.ExpandEnv(file)
+	if fi, err := os.Stat(path); err == nil && fi.Mode().Perm()&0o002 != 0 {
+		return "", fmt.Errorf("%s: %q is writable by anyone; refusing it (chmod o-w)", key, path)
+	}
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return "", fmt.Errorf("%s: reading the secret: %w", key, err)
 	}

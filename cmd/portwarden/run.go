@@ -86,6 +86,9 @@ func newDaemon(cmd *cobra.Command, g *globalFlags, cfg config.Config, path strin
 	}
 	log.Info("starting", "version", version, "config", describePath(path), "mode", cfg.Mode,
 		"dry_run", cfg.Enforce.DryRun)
+	if w := config.PermissionWarning(path); w != "" {
+		log.Warn(w)
+	}
 
 	routes, err := notifierRoutes(cfg, log)
 	if err != nil {

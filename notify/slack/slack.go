@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -68,7 +69,8 @@ func (n *Notifier) Notify(ctx context.Context, a notify.Alert) error {
 	blocks, fallback := Message(a)
 	if n.api == nil {
 		msg := &slack.WebhookMessage{Text: fallback, Blocks: &slack.Blocks{BlockSet: blocks}}
-		return classify(slack.PostWebhookCustomHTTPContext(ctx, n.opts.WebhookURL, n.http, msg))
+		err := slack.PostWebhookCustomHTTPContext(ctx, n.opts.WebhookURL, n.http, msg)
+		return classify(n.scrub(err))
 	}
 
 	opts := []slack.MsgOption{slack.MsgOptionBlocks(blocks...),
@@ -82,7 +84,7 @@ func (n *Notifier) Notify(ctx context.Context, a notify.Alert) error {
 	}
 	_, ts, err := n.api.PostMessageContext(ctx, n.opts.Channel, opts...)
 	if err != nil {
-		return classify(err)
+		return classify(n.scrub(err))
 	}
 	if a.Repeats == 0 {
 		n.mu.Lock()
@@ -91,6 +93,34 @@ func (n *Notifier) Notify(ctx context.Context, a notify.Alert) error {
 	}
 	return nil
 }
+
+// scrub hides the webhook URL and the token in err's text: an HTTP error
+// names the URL it failed on, and a webhook's URL is its secret.
+func (n *Notifier) scrub(err error) error {
+	if err == nil {
+		return nil
+	}
+	msg := err.Error()
+	for _, secret := range []string{n.opts.WebhookURL, n.opts.Token} {
+		if secret != "" {
+			msg = strings.ReplaceAll(msg, secret, "<redacted>")
+		}
+	}
+	if u, perr := url.Parse(n.opts.WebhookURL); perr == nil && u.Path != "" {
+		msg = strings.ReplaceAll(msg, u.Path, "/<redacted>")
+	}
+	return scrubbed{msg: msg, err: err}
+}
+
+// scrubbed is an error whose text has its secrets hidden; errors.As still
+// finds what it wraps.
+type scrubbed struct {
+	msg string
+	err error
+}
+
+func (s scrubbed) Error() string { return s.msg }
+func (s scrubbed) Unwrap() error { return s.err }
 
 // retryable are the Web API errors that a later try can mend.
 var retryable = []string{"ratelimited", "internal_error", "fatal_error",

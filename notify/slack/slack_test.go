@@ -332,3 +332,31 @@ func TestOutageThenRecoveryDeliversOnceInOrder(t *testing.T) {
 		t.Errorf("delivered %q, want %q once each", delivered, ids)
 	}
 }
+
+// Neither the webhook URL nor the token appears in an error, whatever
+// failed.
+func TestErrorsHideSecrets(t *testing.T) {
+	srv := newSlackServer(t, func(_ int, w http.ResponseWriter) bool {
+		http.Error(w, "no_service", http.StatusNotFound)
+		return true
+	})
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closedURL := closed.URL
+	closed.Close()
+	for _, opts := range []Options{
+		{WebhookURL: srv.URL + "/services/T000/B000/s3cr3tw3bh00k"},
+		{WebhookURL: closedURL + "/services/T000/B000/s3cr3tw3bh00k"},
+		{Token: "xoxb-s3cr3t-t0k3n", Channel: "C1", APIURL: closedURL + "/api/"},
+	} {
+		n, _ := New(opts)
+		err := n.Notify(context.Background(), stopped("ffffffffffff"))
+		if err == nil {
+			t.Fatal("Notify = nil, want an error")
+		}
+		for _, secret := range []string{"s3cr3tw3bh00k", "xoxb-s3cr3t-t0k3n"} {
+			if strings.Contains(err.Error(), secret) || strings.Contains(fmt.Sprintf("%v", err), secret) {
+				t.Errorf("error %q holds a secret", err)
+			}
+		}
+	}
+}

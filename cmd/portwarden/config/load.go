@@ -91,6 +91,21 @@ func Load(src Source) (Config, string, error) {
 	return cfg, path, nil
 }
 
+// PermissionWarning says, when the config file at path is readable by
+// anyone, that it should not be: it may hold a webhook URL or a token.
+// It returns "" when all is well or there is no file.
+func PermissionWarning(path string) string {
+	if path == "" {
+		return ""
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm()&0o004 == 0 {
+		return ""
+	}
+	return fmt.Sprintf("config file %s is readable by anyone (mode %04o); it may hold "+
+		"secrets: chmod o-r it", path, fi.Mode().Perm())
+}
+
 // inFile says which file an error is about, or that it came from the
 // defaults, environment and flags alone.
 func inFile(path string, err error) error {
