@@ -20,7 +20,7 @@ import (
 
 // Defaults of WatchOptions.
 const (
-	DefaultWorkers      = 4
+	DefaultWorkers      = 16
 	DefaultQueueSize    = 256 // per worker
 	DefaultMinBackoff   = time.Second
 	DefaultMaxBackoff   = 30 * time.Second

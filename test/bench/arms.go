@@ -45,7 +45,8 @@ func (l *lab) arms(ctx context.Context, o options) (map[string][]time.Duration, 
 			if err != nil {
 				return nil, err
 			}
-			v, err := l.measure(ctx, id, port, arm == armLimit, 2*pollInterval+5*time.Second)
+			v, err := l.measure(ctx, id, port, arm == armLimit, time.Millisecond,
+				2*pollInterval+5*time.Second)
 			l.remove(ctx, id)
 			if err != nil {
 				return nil, fmt.Errorf("%s arm: %w", arm, err)

@@ -75,7 +75,7 @@ func (l *lab) oneViolator(ctx context.Context, name string) (time.Duration, erro
 		return 0, err
 	}
 	defer l.remove(context.Background(), id)
-	v, err := l.measure(ctx, id, port, false, 10*time.Second)
+	v, err := l.measure(ctx, id, port, false, time.Millisecond, 10*time.Second)
 	return v.Exposure, err
 }
 

@@ -39,15 +39,15 @@ func (l *lab) createCompliant(ctx context.Context, name string) (string, error) 
 }
 
 // measure starts the created violator id and returns its exposure, probing
-// its port every millisecond from the moment the start returns.
+// its port every interval from the moment the start returns.
 func (l *lab) measure(ctx context.Context, id string, port int, kill bool,
-	timeout time.Duration) (violation, error) {
+	interval, timeout time.Duration) (violation, error) {
 	started := l.starts.expect(id, kill)
 	if _, err := l.engine.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
 		return violation{}, err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	closed, err := waitRefused(addr, timeout)
+	closed, err := waitRefused(addr, interval, timeout)
 	if err != nil {
 		return violation{}, fmt.Errorf("%s: %w", addr, err)
 	}
@@ -59,8 +59,9 @@ func (l *lab) measure(ctx context.Context, id string, port int, kill bool,
 	}
 }
 
-// waitRefused dials addr until a connection is refused, and returns when.
-func waitRefused(addr string, timeout time.Duration) (time.Time, error) {
+// waitRefused dials addr every interval until a connection is refused, and
+// returns when.
+func waitRefused(addr string, interval, timeout time.Duration) (time.Time, error) {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
 		c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond)
@@ -68,7 +69,7 @@ func waitRefused(addr string, timeout time.Duration) (time.Time, error) {
 			return time.Now(), nil
 		}
 		c.Close()
-		time.Sleep(time.Millisecond)
+		time.Sleep(interval)
 	}
 	return time.Time{}, fmt.Errorf("still open after %s", timeout)
 }

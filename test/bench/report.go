@@ -82,7 +82,8 @@ func (r *report) write(dir string) error {
 	}
 	w("\n![exposure per arm and burst](performance-exposure.png)\n\n")
 
-	w("## Bursts\n\nN containers started at once, half of them violators, portwarden watching.\n\n")
+	w("## Bursts\n\nN containers started at once, half of them violators, portwarden watching;\n" +
+		"each violator's port probed every 20 ms.\n\n")
 	w("| N | violators stopped | compliant untouched | median | p99 | max | last stop | events dropped |\n")
 	w("|---|---|---|---|---|---|---|---|\n")
 	for _, bu := range r.Bursts {
@@ -177,4 +178,13 @@ const changes = `
   nothing is dialled per event.
 - **Workers keyed by container.** A stop waits only behind events of its own
   container; notifications go through their own queues and never run on a worker.
+- **More workers.** With 4 workers, a burst of 200 starts (100 violators) had a
+  median exposure of 9.8 s, a p99 of 26.6 s and its last stop 62 s after the first
+  start: the engine, busy with the starts, answers each inspect and kill slowly, and
+  4 workers waited in turn. With 16 the same burst had a median of 1.0 s, a p99 of
+  9.9 s and its last stop after 38 s. The default is now 16.
+- **Not tried: deciding at create time.** The declared bindings are known at create,
+  so a start could be killed without its inspect. One at a time, portwarden's median
+  is already about the limit arm's (the inspect costs a few ms against a kill of
+  50-90 ms), so the second code path was not worth it.
 `

@@ -37,7 +37,8 @@ func StartDaemon(ctx context.Context) (*Daemon, error) {
 	rand.Read(b)
 	d := &Daemon{Root: root, Host: "unix://" + filepath.Join(root, "docker.sock"),
 		Bridge: fmt.Sprintf("pw%x", b)}
-	subnet := fmt.Sprintf("10.213.%d.1/24", b[0])
+	// Room for a few thousand containers, for the benchmark's largest run.
+	subnet := fmt.Sprintf("10.%d.%d.1/20", 200+b[0]%50, b[1]%16*16)
 	for _, args := range [][]string{
 		{"link", "add", d.Bridge, "type", "bridge"},
 		{"addr", "add", subnet, "dev", d.Bridge},
