@@ -9,7 +9,7 @@ PKG_VERSION    ?= $(if $(TAG),$(patsubst v%,%,$(firstword $(subst -, ,$(TAG)))),
 PKG_PRERELEASE ?= $(if $(TAG),$(subst $(firstword $(subst -, ,$(TAG))),,$(TAG)),git$(shell git log -1 --format=%cd --date=format:%Y%m%d%H%M%S 2>/dev/null).$(shell git rev-parse --short HEAD 2>/dev/null))
 VERSION ?= $(PKG_VERSION)$(if $(PKG_PRERELEASE),~$(patsubst -%,%,$(PKG_PRERELEASE)))
 
-.PHONY: all build test vet unit integration deps engine run audit bench package e2e clean
+.PHONY: all build test vet unit integration deps engine run audit bench package e2e fuzz clean
 
 all: build
 
@@ -34,6 +34,21 @@ integration: engine deps
 
 deps:
 	./scripts/ensure-test-deps.sh
+
+# fuzz runs every fuzz target for FUZZTIME; a crash fails, and its input
+# lands in testdata/fuzz/ as a regression test.
+FUZZTIME ?= 10s
+FUZZ_TARGETS := \
+	./watcher/:FuzzParsePortRange ./watcher/:FuzzGlob ./watcher/:FuzzDetect \
+	./watcher/:FuzzCompose ./cmd/portwarden/config/:FuzzLoad ./notify/slack/:FuzzMessage \
+	./notify/syslog/:FuzzRFC5424 ./notify/:FuzzSpool
+
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		pkg=$${t%%:*}; name=$${t##*:}; \
+		echo "fuzz $$name ($$pkg, $(FUZZTIME))"; \
+		$(GO) test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+	done
 
 # e2e installs the .deb in a Debian container running systemd and drives
 # it there; the root file system is cached in /var/cache/portwarden-e2e.
