@@ -1,7 +1,6 @@
 package notify
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portwarden/portwarden/test/testlog"
 	"github.com/portwarden/portwarden/watcher"
 )
 
@@ -84,7 +84,7 @@ func TestRetriesUntilDeliveredOnceInOrder(t *testing.T) {
 		}
 		return nil
 	})
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	opts := fast()
 	opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
 	d := newTestDispatcher(t, opts, Route{Notifier: n})
@@ -221,7 +221,7 @@ func TestCorruptSpoolFileIsMovedAside(t *testing.T) {
 		alertFor("kept")); err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	n := newScripted(func(Alert, int) error { return nil })
 	opts := fast()
 	opts.Logger = slog.New(slog.NewTextHandler(logs, nil))
@@ -242,7 +242,7 @@ func TestCorruptSpoolFileIsMovedAside(t *testing.T) {
 // says so when it works again.
 func TestUnwritableSpoolKeepsDelivering(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "spool")
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	open := make(chan struct{})
 	n := newScripted(func(Alert, int) error {
 		<-open
@@ -283,24 +283,6 @@ func waitFor(t *testing.T, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-}
-
-// syncBuffer is a log destination that goroutines may share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 func TestDeduper(t *testing.T) {

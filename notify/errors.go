@@ -9,7 +9,10 @@ import (
 // permanentError marks a failure that no retry will mend.
 type permanentError struct{ err error }
 
+// Error returns the wrapped error's text.
 func (e permanentError) Error() string { return e.err.Error() }
+
+// Unwrap returns the wrapped error.
 func (e permanentError) Unwrap() error { return e.err }
 
 // Permanent marks err as a failure that retrying will not mend: an invalid
@@ -35,8 +38,10 @@ type RetryAfterError struct {
 	Err   error
 }
 
+// Error says what failed and when to try again.
 func (e *RetryAfterError) Error() string {
 	return fmt.Sprintf("%v (retry after %s)", e.Err, e.After)
 }
 
+// Unwrap returns the failure.
 func (e *RetryAfterError) Unwrap() error { return e.Err }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -303,4 +304,31 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 	d.deliverers.Wait()
 	d.ledger.close()
 	return err
+}
+
+// Bindings returns each finding's binding as host_ip:host_port->port/proto,
+// or the finding's kind when it has none (a host-network container).
+func (a Alert) Bindings() []string {
+	var out []string
+	for _, f := range a.Findings {
+		if f.Binding != nil {
+			out = append(out, f.Binding.String())
+		} else {
+			out = append(out, string(f.Kind))
+		}
+	}
+	return out
+}
+
+// RuleIDs returns the STIG rules that a's findings break, each once.
+func (a Alert) RuleIDs() []string {
+	var out []string
+	for _, f := range a.Findings {
+		for _, r := range f.Rules {
+			if !slices.Contains(out, r) {
+				out = append(out, r)
+			}
+		}
+	}
+	return out
 }

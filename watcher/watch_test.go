@@ -1,7 +1,6 @@
 package watcher
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -14,6 +13,8 @@ import (
 	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/client"
+
+	"github.com/portwarden/portwarden/test/testlog"
 )
 
 // fakeStream is an engine whose events, list and inspects a test drives.
@@ -126,29 +127,12 @@ type watchHarness struct {
 	engine *fakeStream
 	rec    *recorder
 	w      *Watcher
-	logs   *syncBuffer
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	logs   *testlog.Buffer
 }
 
 func startWatch(t *testing.T, engine *fakeStream, rec *recorder, queueSize int) *watchHarness {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	w := NewWatcher(WatchOptions{
 		Engine: engine, Host: "unix:///fake.sock", Handler: rec,
 		Policy:  func() Policy { return defaultPolicy },
@@ -320,7 +304,7 @@ func TestWatchSurvivesAnOutageAndLogsItOnce(t *testing.T) {
 func TestWatchOverflowTriggersReconcile(t *testing.T) {
 	engine := newFakeStream()
 	rec := &blockingRecorder{release: make(chan struct{}), handled: make(chan string, 256)}
-	logs := &syncBuffer{}
+	logs := &testlog.Buffer{}
 	w := NewWatcher(WatchOptions{
 		Engine: engine, Host: "unix:///fake.sock", Handler: rec,
 		Policy: func() Policy { return defaultPolicy },

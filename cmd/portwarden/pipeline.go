@@ -77,69 +77,39 @@ func (p *pipeline) policy() watcher.Policy {
 	return p.decision.Load().policy
 }
 
-// Handle implements watcher.Handler.
+// Handle implements watcher.Handler: it logs the findings, acts first
+// when enforce mode says so, then queues the alert. A container is
+// stopped; a Swarm service is acted on only with an enforce.services
+// action other than alert.
 func (p *pipeline) Handle(ctx context.Context, ev watcher.Evaluation) bool {
+	d := p.decision.Load()
+	log := p.logger(ev)
+	logFindings(ctx, log, ev.Findings)
+
+	violations := ev.Violations()
+	if len(violations) == 0 {
+		if d.notifyAllowed {
+			p.alerts.Send(p.alert(ev, d.mode, ev.Findings, notify.VerdictAllowed))
+		}
+		return true
+	}
+	act := d.mode == "enforce" && ev.Enforceable
 	if ev.Service != nil {
-		return p.handleService(ctx, ev)
+		act = act && d.services != remediate.ServiceAlert
 	}
-	d := p.decision.Load()
-	log := p.log.With("container_id", ev.ID, "container_name", ev.Name, "image", ev.Image,
-		"workload", ev.Workload.String(), "origin", ev.Origin)
-	logFindings(ctx, log, ev.Findings)
-
-	violations := ev.Violations()
-	if len(violations) == 0 {
-		if d.notifyAllowed {
-			p.alerts.Send(p.alert(ev, d.mode, ev.Findings, notify.VerdictAllowed))
-		}
-		return true
-	}
-	if d.mode != "enforce" || !ev.Enforceable {
+	if !act {
 		p.counts.add(violations, "")
 		p.alerts.Send(p.alert(ev, d.mode, violations, notify.VerdictAlert))
 		return true
 	}
 
-	out := p.enforcer.Enforce(ctx, ev)
-	p.counts.add(violations, string(out.Verdict))
-	a := p.alert(ev, d.mode, violations, verdictOf(out))
-	a.Action, a.Duration = out.Action, out.Duration
-	if out.Err != nil {
-		a.Err = out.Err.Error()
+	var out remediate.Outcome
+	if ev.Service != nil {
+		out = p.enforcer.EnforceService(ctx, ev, d.services)
+	} else {
+		out = p.enforcer.Enforce(ctx, ev)
 	}
-	a.LoopTripped = out.LoopTripped
-	if out.Verdict == remediate.Stopped && !ev.EventTime.IsZero() {
-		a.Exposure = p.now().Sub(ev.EventTime)
-	}
-	logOutcome(ctx, log, out, a.Exposure)
-	p.alerts.Send(a)
-	return out.Verdict != remediate.StopFailed
-}
-
-// handleService judges a Swarm service: it is acted on only in enforce
-// mode with an enforce.services action other than alert.
-func (p *pipeline) handleService(ctx context.Context, ev watcher.Evaluation) bool {
-	d := p.decision.Load()
-	s := ev.Service
-	log := p.log.With("service_id", s.ID, "service_name", s.Name, "image", s.Image,
-		"workload", ev.Workload.String(), "origin", ev.Origin)
-	logFindings(ctx, log, ev.Findings)
-
-	violations := ev.Violations()
-	if len(violations) == 0 {
-		if d.notifyAllowed {
-			p.alerts.Send(p.alert(ev, d.mode, ev.Findings, notify.VerdictAllowed))
-		}
-		return true
-	}
-	if d.mode != "enforce" || d.services == remediate.ServiceAlert {
-		p.counts.add(violations, "")
-		p.alerts.Send(p.alert(ev, d.mode, violations, notify.VerdictAlert))
-		return true
-	}
-
-	out := p.enforcer.EnforceService(ctx, ev, d.services)
-	if out.Verdict == remediate.AlreadyDone {
+	if out.Verdict == remediate.AlreadyDone { // the update portwarden made, seen again
 		log.Info("service scaled to zero by portwarden already")
 		return true
 	}
@@ -149,9 +119,22 @@ func (p *pipeline) handleService(ctx context.Context, ev watcher.Evaluation) boo
 	if out.Err != nil {
 		a.Err = out.Err.Error()
 	}
-	logOutcome(ctx, log, out, 0)
+	if out.Verdict == remediate.Stopped && !ev.EventTime.IsZero() {
+		a.Exposure = p.now().Sub(ev.EventTime)
+	}
+	logOutcome(ctx, log, out, a.Exposure)
 	p.alerts.Send(a)
 	return out.Verdict != remediate.StopFailed
+}
+
+// logger is p's logger with the keys that name what ev is about.
+func (p *pipeline) logger(ev watcher.Evaluation) *slog.Logger {
+	if s := ev.Service; s != nil {
+		return p.log.With("service_id", s.ID, "service_name", s.Name, "image", s.Image,
+			"workload", ev.Workload.String(), "origin", ev.Origin)
+	}
+	return p.log.With("container_id", ev.ID, "container_name", ev.Name, "image", ev.Image,
+		"workload", ev.Workload.String(), "origin", ev.Origin)
 }
 
 func (p *pipeline) alert(ev watcher.Evaluation, mode string, fs []watcher.Finding,

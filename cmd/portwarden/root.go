@@ -31,7 +31,10 @@ type codedError struct {
 	err  error
 }
 
+// Error returns the wrapped error's text.
 func (e codedError) Error() string { return e.err.Error() }
+
+// Unwrap returns the wrapped error.
 func (e codedError) Unwrap() error { return e.err }
 
 // errFindings ends a check that found violations: exit 1, no message.

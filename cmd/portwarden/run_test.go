@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -10,9 +9,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/portwarden/portwarden/test/testlog"
 )
 
 func TestRunRefusesABadConfigWithExConfig(t *testing.T) {
@@ -49,7 +49,7 @@ func TestReadyWhileTheEngineIsDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	root := newRootCommand(nil)
-	var stderr syncBuffer
+	var stderr testlog.Buffer
 	root.SetErr(&stderr)
 	root.SetArgs([]string{"run", "--config", cfg, "--docker-host", missing})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -80,22 +80,4 @@ func TestReadyWhileTheEngineIsDown(t *testing.T) {
 	if !strings.Contains(stderr.String(), "engine unreachable, retrying") {
 		t.Errorf("log does not say the engine is unreachable:\n%s", stderr.String())
 	}
-}
-
-// syncBuffer is a log destination that goroutines may share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -5,7 +5,6 @@ package lognotify
 import (
 	"context"
 	"log/slog"
-	"slices"
 	"strings"
 
 	"github.com/portwarden/portwarden/notify"
@@ -34,19 +33,6 @@ func (n *Notifier) Notify(ctx context.Context, a notify.Alert) error {
 	case notify.VerdictStopFailed, notify.VerdictLoop:
 		level = slog.LevelError
 	}
-	var bindings, rules []string
-	for _, f := range a.Findings {
-		if f.Binding != nil {
-			bindings = append(bindings, f.Binding.String())
-		} else {
-			bindings = append(bindings, string(f.Kind))
-		}
-		for _, r := range f.Rules {
-			if !slices.Contains(rules, r) {
-				rules = append(rules, r)
-			}
-		}
-	}
 	attrs := []slog.Attr{
 		slog.String("verdict", a.Verdict),
 		slog.String("host", a.Host),
@@ -55,8 +41,8 @@ func (n *Notifier) Notify(ctx context.Context, a notify.Alert) error {
 		slog.String("container_name", a.Container.Name),
 		slog.String("image", a.Container.Image),
 		slog.String("workload", a.Workload.String()),
-		slog.String("bindings", strings.Join(bindings, " ")),
-		slog.String("rules", strings.Join(rules, ",")),
+		slog.String("bindings", strings.Join(a.Bindings(), " ")),
+		slog.String("rules", strings.Join(a.RuleIDs(), ",")),
 	}
 	if a.Action != "" {
 		attrs = append(attrs, slog.String("action", a.Action),

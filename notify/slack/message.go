@@ -40,8 +40,6 @@ func Message(a notify.Alert) ([]slack.Block, string) {
 	header := fmt.Sprintf("%s: %s", a.Host, headline)
 
 	var bindings, kinds []string
-	rules := map[string]bool{}
-	var ruleList []string
 	for _, f := range a.Findings {
 		if f.Binding != nil {
 			b := f.Binding
@@ -56,12 +54,6 @@ func Message(a notify.Alert) ([]slack.Block, string) {
 		} else {
 			kinds = append(kinds, string(f.Kind))
 		}
-		for _, r := range f.Rules {
-			if !rules[r] {
-				rules[r] = true
-				ruleList = append(ruleList, r)
-			}
-		}
 	}
 	if len(kinds) > 0 {
 		bindings = append(bindings, strings.Join(kinds, ", "))
@@ -75,7 +67,7 @@ func Message(a notify.Alert) ([]slack.Block, string) {
 		plain("%s\n%s (%s)", subject, a.Container.Name, short(a.Container.ID)),
 		plain("Image\n%s", a.Container.Image),
 		plain("Bindings\n%s", strings.Join(bindings, "\n")),
-		plain("STIG rules\n%s", strings.Join(ruleList, ", ")),
+		plain("STIG rules\n%s", strings.Join(a.RuleIDs(), ", ")),
 		plain("Workload\n%s", a.Workload.String()),
 		plain("Mode\n%s", a.Mode),
 	}

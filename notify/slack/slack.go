@@ -119,7 +119,10 @@ type scrubbed struct {
 	err error
 }
 
+// Error returns the text with its secrets hidden.
 func (s scrubbed) Error() string { return s.msg }
+
+// Unwrap returns the original error.
 func (s scrubbed) Unwrap() error { return s.err }
 
 // retryable are the Web API errors that a later try can mend.

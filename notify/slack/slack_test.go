@@ -354,7 +354,8 @@ func TestErrorsHideSecrets(t *testing.T) {
 			t.Fatal("Notify = nil, want an error")
 		}
 		for _, secret := range []string{"s3cr3tw3bh00k", "xoxb-s3cr3t-t0k3n"} {
-			if strings.Contains(err.Error(), secret) || strings.Contains(fmt.Sprintf("%v", err), secret) {
+			if strings.Contains(err.Error(), secret) ||
+				strings.Contains(fmt.Sprintf("%v", err), secret) {
 				t.Errorf("error %q holds a secret", err)
 			}
 		}

@@ -2,7 +2,6 @@ package syslog
 
 import (
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -45,22 +44,9 @@ func severity(a notify.Alert) int {
 // text is the human part of a message: what happened to which container
 // on which bindings, and the rules broken.
 func text(a notify.Alert) string {
-	var bindings, rules []string
-	for _, f := range a.Findings {
-		if f.Binding != nil {
-			bindings = append(bindings, f.Binding.String())
-		} else {
-			bindings = append(bindings, string(f.Kind))
-		}
-		for _, r := range f.Rules {
-			if !slices.Contains(rules, r) {
-				rules = append(rules, r)
-			}
-		}
-	}
 	s := fmt.Sprintf("%s: container %s (%s) image %s on %s, breaking %s", a.Verdict,
 		a.Container.Name, short(a.Container.ID), a.Container.Image,
-		strings.Join(bindings, " "), strings.Join(rules, ", "))
+		strings.Join(a.Bindings(), " "), strings.Join(a.RuleIDs(), ", "))
 	if a.Action != "" {
 		s += fmt.Sprintf("; %s took %d ms", a.Action, a.Duration.Milliseconds())
 	}
@@ -85,20 +71,14 @@ func params(a notify.Alert) [][2]string {
 		{"container_id", a.Container.ID}, {"container_name", a.Container.Name},
 		{"image", a.Container.Image}, {"workload", a.Workload.String()},
 	}
-	var rules []string
 	for _, f := range a.Findings {
 		p = append(p, [2]string{"kind", string(f.Kind)})
 		if b := f.Binding; b != nil {
 			p = append(p, [2]string{"host_ip", b.HostIP}, [2]string{"host_port", b.HostPorts()},
 				[2]string{"protocol", b.Protocol})
 		}
-		for _, r := range f.Rules {
-			if !slices.Contains(rules, r) {
-				rules = append(rules, r)
-			}
-		}
 	}
-	p = append(p, [2]string{"rules", strings.Join(rules, ",")})
+	p = append(p, [2]string{"rules", strings.Join(a.RuleIDs(), ",")})
 	if a.Action != "" {
 		p = append(p, [2]string{"action", a.Action},
 			[2]string{"duration_ms", strconv.FormatInt(a.Duration.Milliseconds(), 10)})

@@ -98,7 +98,8 @@ func (l *lab) burst(ctx context.Context, n int) (burst, error) {
 	}
 	for _, id := range compliant {
 		wg.Go(func() {
-			if _, err := l.engine.ContainerStart(ctx, id, client.ContainerStartOptions{}); err != nil {
+			_, err := l.engine.ContainerStart(ctx, id, client.ContainerStartOptions{})
+			if err != nil {
 				errs <- err
 			}
 		})

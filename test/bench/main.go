@@ -104,12 +104,16 @@ func run(o options) error {
 	}{
 		{"arms", func() (err error) { r.Arms, err = l.arms(ctx, o); return }},
 		{"bursts", func() (err error) { r.Bursts, err = l.bursts(ctx, o.bursts); return }},
-		{"reconcile", func() (err error) { r.Reconciles, err = l.reconciles(ctx, o.reconcile); return }},
+		{"reconcile", func() (err error) {
+			r.Reconciles, err = l.reconciles(ctx, o.reconcile)
+			return
+		}},
 		{"idle", func() (err error) { r.Idle, err = l.idleCost(ctx, o.idle); return }},
 		{"pipeline", func() (err error) { r.Pipeline, err = pipelineBench(); return }},
 	}
 	for _, s := range steps {
-		fmt.Fprintf(os.Stderr, "bench: %s (%s so far)\n", s.name, time.Since(began).Round(time.Second))
+		fmt.Fprintf(os.Stderr, "bench: %s (%s so far)\n", s.name,
+			time.Since(began).Round(time.Second))
 		if err := s.fn(); err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}

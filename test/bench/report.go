@@ -73,7 +73,8 @@ func (r *report) write(dir string) error {
 	w("One violator at a time, publishing `127.0.0.1:PORT`, probed every millisecond from\n" +
 		"the harness. Exposure is from the container's `start` event, as the harness\n" +
 		"received it, to the first refused connection.\n\n")
-	w("| arm | violators | median | p99 | median / limit | p99 / limit |\n|---|---|---|---|---|---|\n")
+	w("| arm | violators | median | p99 | median / limit | p99 / limit |\n" +
+		"|---|---|---|---|---|---|\n")
 	for _, arm := range []string{armLimit, armPortwarden, armPoll} {
 		d := r.Arms[arm]
 		med, p99 := quantile(d, 0.5), quantile(d, 0.99)
@@ -84,7 +85,8 @@ func (r *report) write(dir string) error {
 
 	w("## Bursts\n\nN containers started at once, half of them violators, portwarden watching;\n" +
 		"each violator's port probed every 20 ms.\n\n")
-	w("| N | violators stopped | compliant untouched | median | p99 | max | last stop | events dropped |\n")
+	w("| N | violators stopped | compliant untouched | median | p99 | max | last stop |" +
+		" events dropped |\n")
 	w("|---|---|---|---|---|---|---|---|\n")
 	for _, bu := range r.Bursts {
 		w("| %d | %d of %d | %d of %d | %s | %s | %s | %s | %.0f |\n", bu.N, bu.Stopped,
@@ -103,9 +105,12 @@ func (r *report) write(dir string) error {
 	}
 
 	i := r.Idle
-	w("\n## Idle cost\n\n| span | CPU | share of a core | RSS | a violator's exposure after |\n|---|---|---|---|---|\n")
+	w("\n## Idle cost\n\n" +
+		"| span | CPU | share of a core | RSS | a violator's exposure after |\n" +
+		"|---|---|---|---|---|\n")
 	w("| %s quiet | %s | %.3f%% | %.1f MiB | %s |\n", i.Span, i.QuietCPU,
-		100*i.QuietCPU.Seconds()/i.Span.Seconds(), float64(i.QuietRSS)/1024, ms(i.QuietStartExposure))
+		100*i.QuietCPU.Seconds()/i.Span.Seconds(), float64(i.QuietRSS)/1024,
+		ms(i.QuietStartExposure))
 	w("| %s with %d exec events (%.0f/s) | %s | %.3f%% | %.1f MiB | %s |\n", i.Span,
 		i.BusyEvents, float64(i.BusyEvents)/i.Span.Seconds(), i.BusyCPU,
 		100*i.BusyCPU.Seconds()/i.Span.Seconds(), float64(i.BusyRSS)/1024, ms(i.BusyStartExposure))

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/portwarden/portwarden/test/enginetest"
+	"github.com/portwarden/portwarden/test/testlog"
 )
 
 // startSwarm makes a single-node swarm on a dockerd of the test's own, and
@@ -228,7 +228,7 @@ func TestRunActsOnServices(t *testing.T) {
 				d.Host, tt.action, t.TempDir())
 			os.WriteFile(path, []byte(cfg), 0o600)
 			cmd := exec.Command(portwarden, "run", "--config", path)
-			var logs syncLog
+			var logs testlog.Buffer
 			cmd.Stderr = &logs
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
@@ -258,22 +258,4 @@ func TestRunActsOnServices(t *testing.T) {
 			tt.check(t, inspectService(t, e, id))
 		})
 	}
-}
-
-// syncLog is a process's stderr that a test reads while it runs.
-type syncLog struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
 }

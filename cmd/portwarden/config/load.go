@@ -199,6 +199,7 @@ type typeError struct {
 	want  string
 }
 
+// Error says what the value is and what the key wants.
 func (e *typeError) Error() string {
 	return fmt.Sprintf("%s: want %s", quote(e.value), e.want)
 }
