@@ -545,3 +545,59 @@ func TestRunMetricsAndHealthz(t *testing.T) {
 		t.Errorf("/healthz = %d %q, want 200 ok", code, body)
 	}
 }
+
+// The webhook URL never shows in anything portwarden writes: its log
+// (with Slack failing and unreachable), config show, config validate,
+// notify test, metrics and /healthz.
+func TestSecretsStayOutOfEveryOutput(t *testing.T) {
+	const secret = "T0SECRET/B0SECRET/s3cr3tw3bh00kp4th"
+	failing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "boom", http.StatusInternalServerError)
+	}))
+	defer failing.Close()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics := l.Addr().String()
+	l.Close()
+
+	var outputs []string
+	for _, hook := range []string{failing.URL, "http://127.0.0.1:1"} { // failing, unreachable
+		cfg := fmt.Sprintf("mode: enforce\nmetrics: {listen: %q}\n"+
+			"notify: {slack: {webhook_url: %q}}\n", metrics, hook+"/services/"+secret)
+		p := startPortwarden(t, cfg)
+		id := runContainer(t, enginetest.Spec{Name: "secret-" + fmt.Sprint(len(outputs))},
+			tcp("127.0.0.1", "196", "8080"))
+		waitStopped(t, id)
+		p.waitFor(t, 10*time.Second, "notifier failing; retrying", nil)
+		for _, path := range []string{"/metrics", "/healthz"} {
+			if resp, err := http.Get("http://" + metrics + path); err == nil {
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				outputs = append(outputs, string(body))
+			}
+		}
+		for _, args := range [][]string{{"config", "show"}, {"config", "validate"},
+			{"notify", "test"}} {
+			out, _ := exec.Command(portwarden, append(args, "--config", p.config)...).
+				CombinedOutput()
+			outputs = append(outputs, string(out))
+		}
+		p.stop(t)
+		p.mu.Lock()
+		for _, line := range p.lines {
+			b, _ := json.Marshal(line)
+			outputs = append(outputs, string(b))
+		}
+		p.mu.Unlock()
+	}
+	for _, out := range outputs {
+		if strings.Contains(out, "s3cr3tw3bh00k") || strings.Contains(out, "SECRET") {
+			t.Errorf("an output holds the webhook secret:\n%s", out)
+		}
+	}
+	if len(outputs) < 10 {
+		t.Errorf("only %d outputs checked", len(outputs))
+	}
+}
