@@ -74,8 +74,12 @@ func openSpool(dir string, limit int, log *slog.Logger) *spool {
 			err = json.Unmarshal(data, &a)
 		}
 		if err != nil {
+			if rerr := os.Rename(path, path+corruptSuffix); rerr != nil {
+				log.Warn("corrupt spool file could not be moved aside", "path", path,
+					"err", err, "rename_err", rerr)
+				continue
+			}
 			log.Warn("corrupt spool file moved aside", "path", path, "err", err)
-			os.Rename(path, path+corruptSuffix)
 			continue
 		}
 		s.entries = append(s.entries, entry{seq: seq, alert: a})
@@ -179,7 +183,9 @@ func (s *spool) saveDroppedLocked() {
 		os.Remove(path)
 		return
 	}
-	writeFileSync(path, s.dropped)
+	if err := writeFileSync(path, s.dropped); err != nil {
+		s.log.Warn("the count of dropped alerts was not saved", "path", path, "err", err)
+	}
 }
 
 func (s *spool) len() int {

@@ -79,7 +79,7 @@ func TestDetectServiceFields(t *testing.T) {
 	}
 	s := fs[0].Service
 	if s.ID == "" || s.Image != "pw-sleeper:latest" || s.Replicas != 1 || s.Version == 0 ||
-		fs[0].Container.ID != "" || !slices.Equal(fs[0].Rules, []string{"V-260924", "V-260929"}) {
+		fs[0].ID != "" || !slices.Equal(fs[0].Rules, []string{"V-260924", "V-260929"}) {
 		t.Errorf("finding = %+v service %+v", fs[0], s)
 	}
 }

@@ -383,8 +383,8 @@ func (w *Watcher) read(msg events.Message, since *time.Time) {
 
 func (w *Watcher) shard(id string) int {
 	h := fnv.New32a()
-	h.Write([]byte(id))
-	return int(h.Sum32() % uint32(len(w.queue)))
+	_, _ = h.Write([]byte(id)) // a hash never fails to write
+	return int(h.Sum32()) % len(w.queue)
 }
 
 func (w *Watcher) requestReconcile() {

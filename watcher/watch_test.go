@@ -22,7 +22,6 @@ type fakeStream struct {
 	mu         sync.Mutex
 	containers map[string]container.InspectResponse // running ones are listed
 	down       bool
-	streams    []fakeEvents // one per Events call
 	opened     chan fakeEvents
 }
 

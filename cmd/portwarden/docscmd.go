@@ -41,7 +41,7 @@ func genDocs(root *cobra.Command, dir string) error {
 	man := filepath.Join(dir, "man")
 	completions := filepath.Join(dir, "completions")
 	for _, d := range []string{man, completions} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := os.MkdirAll(d, 0o750); err != nil {
 			return err
 		}
 	}

@@ -144,11 +144,11 @@ func serveMetrics(ctx context.Context, addr string, l *live, log *slog.Logger) {
 		return
 	}
 	log.Info("serving metrics", "metrics_listen", ln.Addr().String())
-	go func() {
+	go func() { //nolint:gosec // the shutdown outlives ctx, which has ended
 		<-ctx.Done()
 		shutdown, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		srv.Shutdown(shutdown)
+		_ = srv.Shutdown(shutdown) // the server is going either way
 	}()
 	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		log.Error("metrics endpoint stopped", "err", err)

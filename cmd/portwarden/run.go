@@ -106,7 +106,7 @@ func newDaemon(cmd *cobra.Command, g *globalFlags, cfg config.Config, path strin
 
 func logLevel(s string) slog.Level {
 	var l slog.Level
-	l.UnmarshalText([]byte(s)) // validated already
+	_ = l.UnmarshalText([]byte(s)) // validated already
 	return l
 }
 

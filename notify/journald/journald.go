@@ -112,7 +112,7 @@ func (h *Handler) Handle(ctx context.Context, r slog.Record) error {
 			warn := slog.NewRecord(r.Time, slog.LevelError,
 				"journal write failed; logging to stderr instead", 0)
 			warn.AddAttrs(slog.String("err", err.Error()))
-			h.Fallback.Handle(ctx, warn)
+			_ = h.Fallback.Handle(ctx, warn) // the record's own fallback below says the rest
 		})
 		return h.Fallback.Handle(ctx, r)
 	}

@@ -95,7 +95,7 @@ func (d *Daemon) Start(ctx context.Context) error {
 		select {
 		case exitErr := <-d.exit:
 			d.cmd = nil
-			return fmt.Errorf("dockerd exited during start-up (%v); see %s", exitErr,
+			return fmt.Errorf("dockerd exited during start-up (%w); see %s", exitErr,
 				filepath.Join(d.Root, "dockerd.log"))
 		case <-time.After(100 * time.Millisecond):
 		}

@@ -273,7 +273,7 @@ func toInt(data any) (any, error) {
 // errors, into one line per key.
 func decodeProblems(err error) []string {
 	var de *mapstructure.DecodeError
-	switch e := err.(type) {
+	switch e := err.(type) { //nolint:errorlint // it walks the tree of errors, level by level
 	case interface{ Unwrap() []error }:
 		var out []string
 		for _, inner := range e.Unwrap() {
