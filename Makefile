@@ -9,7 +9,7 @@ PKG_VERSION    ?= $(if $(TAG),$(patsubst v%,%,$(firstword $(subst -, ,$(TAG)))),
 PKG_PRERELEASE ?= $(if $(TAG),$(subst $(firstword $(subst -, ,$(TAG))),,$(TAG)),git$(shell git log -1 --format=%cd --date=format:%Y%m%d%H%M%S 2>/dev/null).$(shell git rev-parse --short HEAD 2>/dev/null))
 VERSION ?= $(PKG_VERSION)$(if $(PKG_PRERELEASE),~$(patsubst -%,%,$(PKG_PRERELEASE)))
 
-.PHONY: all build test vet lint unit integration deps engine run audit bench package e2e fuzz clean
+.PHONY: all build test vet lint unit integration deps engine run audit bench package e2e fuzz faults clean
 
 all: build
 
@@ -40,6 +40,12 @@ deps:
 GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 lint:
 	$(GO) run $(GOLANGCI_LINT) run --build-tags integration,e2e ./...
+
+# faults breaks what portwarden depends on, on purpose, each case on a
+# dockerd of its own.
+faults: engine deps
+	$(GO) vet -tags faults ./test/faults/
+	$(GO) test -tags faults -count=1 -timeout 20m ./test/faults/
 
 # fuzz runs every fuzz target for FUZZTIME; a crash fails, and its input
 # lands in testdata/fuzz/ as a regression test.

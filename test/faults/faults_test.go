@@ -1,0 +1,224 @@
+//go:build faults
+
+// Package faults breaks what portwarden depends on, on purpose, and checks
+// that nothing is lost: each case runs against a dockerd of its own.
+package faults
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/moby/moby/api/types/network"
+	"github.com/moby/moby/client"
+
+	"github.com/portwarden/portwarden/test/enginetest"
+)
+
+var portwarden string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "portwarden-faults-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	portwarden = filepath.Join(dir, "portwarden")
+	if err := enginetest.GoBuild("cmd/portwarden", portwarden); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// engine starts a dockerd of the test's own, with the sleeper image.
+func engine(t *testing.T) (*enginetest.Daemon, *enginetest.Engine) {
+	t.Helper()
+	ctx := context.Background()
+	d, err := enginetest.StartDaemon(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	e, err := enginetest.Connect(ctx, d.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Cleanup(context.Background(), t.Logf) })
+	if err := e.BuildImage(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return d, e
+}
+
+// proc is a running portwarden and what it logged.
+type proc struct {
+	cmd    *exec.Cmd
+	config string
+	mu     sync.Mutex
+	lines  []map[string]any
+}
+
+func start(t *testing.T, host, cfg string) *proc {
+	t.Helper()
+	p := &proc{config: filepath.Join(t.TempDir(), "portwarden.yaml")}
+	p.write(t, host, cfg)
+	p.cmd = exec.Command(portwarden, "run", "--config", p.config)
+	stderr, _ := p.cmd.StderrPipe()
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			var l map[string]any
+			if json.Unmarshal(sc.Bytes(), &l) == nil {
+				p.mu.Lock()
+				p.lines = append(p.lines, l)
+				p.mu.Unlock()
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		p.cmd.Process.Signal(syscall.SIGTERM)
+		p.cmd.Wait()
+		if t.Failed() {
+			p.mu.Lock()
+			for _, l := range p.lines {
+				b, _ := json.Marshal(l)
+				t.Logf("portwarden: %s", b)
+			}
+			p.mu.Unlock()
+		}
+	})
+	return p
+}
+
+func (p *proc) write(t *testing.T, host, cfg string) {
+	t.Helper()
+	full := fmt.Sprintf("docker: {host: %q}\nlog: {format: json}\nstate_dir: %q\n"+
+		"metrics: {listen: \"\"}\n%s", host, t.TempDir(), cfg)
+	if err := os.WriteFile(p.config, []byte(full), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (p *proc) count(msg string) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for _, l := range p.lines {
+		if l["msg"] == msg {
+			n++
+		}
+	}
+	return n
+}
+
+func (p *proc) waitFor(t *testing.T, msg string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for p.count(msg) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("portwarden did not log %q within %s", msg, timeout)
+		}
+		if p.cmd.ProcessState != nil {
+			t.Fatalf("portwarden exited before logging %q", msg)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func violator(t *testing.T, e *enginetest.Engine, name, port string) string {
+	t.Helper()
+	p := network.MustParsePort("8080/tcp")
+	spec := enginetest.Spec{Name: name, Start: true}
+	spec.Config.ExposedPorts = network.PortSet{p: {}}
+	spec.Config.Cmd = []string{"tcp:8080"}
+	spec.HostConfig.PortBindings = network.PortMap{p: {{HostPort: port}}}
+	id, _, err := e.Create(context.Background(), spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+func stoppedWithin(e *enginetest.Engine, id string, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		res, err := e.ContainerInspect(context.Background(), id, client.ContainerInspectOptions{})
+		if err == nil && !res.Container.State.Running {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
+}
+
+// The engine is down when portwarden starts and comes up later: portwarden
+// waits, says so once, and enforces from then on.
+func TestEngineDownAtStart(t *testing.T) {
+	d, e := engine(t)
+	if err := d.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	p := start(t, d.Host, "mode: enforce\n")
+	p.waitFor(t, "engine unreachable, retrying", 10*time.Second)
+	time.Sleep(15 * time.Second) // several retries, with backoff
+	if err := d.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	p.waitFor(t, "reconciled", 60*time.Second)
+	id := violator(t, e, "after-outage", "181")
+	if !stoppedWithin(e, id, 10*time.Second) {
+		t.Fatal("a violator started after the engine came up was not stopped")
+	}
+	if n := p.count("engine unreachable, retrying"); n != 1 {
+		t.Errorf("said the engine was unreachable %d times, want once", n)
+	}
+}
+
+// Twenty reloads in a second, some with broken configs: the daemon stays
+// up, and the last valid config wins.
+func TestReloadStorm(t *testing.T) {
+	d, e := engine(t)
+	p := start(t, d.Host, "mode: enforce\n")
+	p.waitFor(t, "reconciled", 30*time.Second)
+	for i := range 20 {
+		cfg := "mode: enforce\n"
+		switch {
+		case i%3 == 1:
+			cfg = "mode: enforse\n" // broken
+		case i == 18:
+			cfg = "mode: alert\n" // the last valid one
+		case i == 19:
+			cfg = "policy: {privileged_below: 0}\n" // broken again
+		}
+		p.write(t, d.Host, cfg)
+		p.cmd.Process.Signal(syscall.SIGHUP)
+		time.Sleep(50 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	if p.cmd.ProcessState != nil {
+		t.Fatal("portwarden exited during the reload storm")
+	}
+	if p.count("config reload refused; the running config stays") == 0 {
+		t.Error("no broken reload was refused")
+	}
+	id := violator(t, e, "after-storm", "182")
+	time.Sleep(3 * time.Second)
+	res, err := e.ContainerInspect(context.Background(), id, client.ContainerInspectOptions{})
+	if err != nil || !res.Container.State.Running {
+		t.Error("the violator was stopped: the last valid config (alert mode) did not win")
+	}
+}
