@@ -39,7 +39,7 @@ deps:
 # .golangci.yml) from the module proxy, at a fixed version.
 GOLANGCI_LINT := github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0
 lint:
-	$(GO) run $(GOLANGCI_LINT) run --build-tags integration,e2e ./...
+	$(GO) run $(GOLANGCI_LINT) run --build-tags integration,e2e,faults ./...
 
 # faults breaks what portwarden depends on, on purpose, each case on a
 # dockerd of its own.

@@ -32,6 +32,10 @@ var rootfsRecipe = []string{"mmdebstrap", "--variant=apt",
 
 const cacheDir = "/var/cache/portwarden-e2e"
 
+// proxyGID owns the engine proxy's socket; the node gets a docker group
+// with it.
+const proxyGID = 4242
+
 func dist(t *testing.T, pattern string) string {
 	t.Helper()
 	matches, _ := filepath.Glob(filepath.Join(enginetest.ModuleRoot(), "dist", pattern))
@@ -173,10 +177,19 @@ func TestNode(t *testing.T) {
 	if err := engine.BuildImage(ctx); err != nil {
 		t.Fatal(err)
 	}
-	proxy := startProxy(t, strings.TrimPrefix(own.Host, "unix://"))
+	proxyDir := t.TempDir()
+	if err := os.Chmod(proxyDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := enginetest.NewProxy(strings.TrimPrefix(own.Host, "unix://"), proxyDir,
+		proxyGID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
 
-	n := startNode(t, image, proxy.dir)
-	n.exec("groupadd", "-g", fmt.Sprint(proxy.gid), "docker")
+	n := startNode(t, image, proxyDir)
+	n.exec("groupadd", "-g", fmt.Sprint(proxyGID), "docker")
 	run(t, "docker", "cp", deb, n.name+":/root/portwarden.deb")
 
 	t.Run("install: active without an engine, waiting for it", func(t *testing.T) {
@@ -241,15 +254,15 @@ func TestNode(t *testing.T) {
 		n.exec("systemctl", "restart", "portwarden")
 		before := n.property("NRestarts")
 
-		proxy.stallInspects(true)
-		id := violator(t, engine, "e2e-stalled", "195") // its worker hangs in the inspect
+		proxy.Stall(`^(/v[0-9.]+)?/containers/[^/]+/json$`) // inspects hang
+		id := violator(t, engine, "e2e-stalled", "195")     // its worker hangs in the inspect
 		n.waitFor(60*time.Second, func() bool {
 			return n.property("NRestarts") != before
 		}, "systemd to restart the stuck daemon")
 		if !n.journalHas("MESSAGE=pipeline check failed; not feeding the watchdog") {
 			t.Error("the journal does not say why the watchdog went hungry")
 		}
-		proxy.stallInspects(false)
+		proxy.Release()
 		waitStopped(t, engine, id) // the restarted daemon catches it
 		n.exec("rm", "/etc/systemd/system/portwarden.service.d/watchdog.conf")
 		n.exec("systemctl", "daemon-reload")

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -220,5 +221,70 @@ func TestReloadStorm(t *testing.T) {
 	res, err := e.ContainerInspect(context.Background(), id, client.ContainerInspectOptions{})
 	if err != nil || !res.Container.State.Running {
 		t.Error("the violator was stopped: the last valid config (alert mode) did not win")
+	}
+}
+
+// proxied puts a proxy of the test's own in front of the engine.
+func proxied(t *testing.T, d *enginetest.Daemon) *enginetest.Proxy {
+	t.Helper()
+	p, err := enginetest.NewProxy(strings.TrimPrefix(d.Host, "unix://"), t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+// portwarden is killed with SIGKILL in the middle of a stop, and started
+// again: the violator ends up stopped, and its alert is sent once.
+func TestKilledInTheMiddleOfAStop(t *testing.T) {
+	d, e := engine(t)
+	proxy := proxied(t, d)
+	host := "unix://" + proxy.Socket
+	first := start(t, host, "mode: enforce\n")
+	first.waitFor(t, "reconciled", 30*time.Second)
+
+	proxy.Stall(`/containers/[^/]+/kill$`) // the kill never answers
+	id := violator(t, e, "half-stopped", "183")
+	first.waitFor(t, "finding", 10*time.Second)
+	time.Sleep(500 * time.Millisecond) // the kill is in flight
+	first.cmd.Process.Kill()
+	first.cmd.Wait()
+	proxy.Release()
+	if stoppedWithin(e, id, 500*time.Millisecond) {
+		t.Fatal("the stalled kill went through after all; the case proves nothing")
+	}
+
+	second := start(t, host, "mode: enforce\n")
+	second.waitFor(t, "container stopped", 30*time.Second)
+	if !stoppedWithin(e, id, 10*time.Second) {
+		t.Fatal("the violator is still running after the restart")
+	}
+	time.Sleep(time.Second)
+	if n := first.count("alert") + second.count("alert"); n != 1 {
+		t.Errorf("%d alerts for the violator, want one", n)
+	}
+}
+
+// The engine is slow: every call takes 2 s more. Intake keeps up, no
+// event is dropped, and every violator is still stopped.
+func TestSlowEngine(t *testing.T) {
+	d, e := engine(t)
+	proxy := proxied(t, d)
+	p := start(t, "unix://"+proxy.Socket, "mode: enforce\n")
+	p.waitFor(t, "reconciled", 30*time.Second)
+	proxy.Delay(2 * time.Second)
+
+	var ids []string
+	for i := range 5 {
+		ids = append(ids, violator(t, e, fmt.Sprintf("slow-%d", i), fmt.Sprint(184+i)))
+	}
+	for _, id := range ids {
+		if !stoppedWithin(e, id, 60*time.Second) {
+			t.Fatalf("violator %.12s not stopped with a slow engine", id)
+		}
+	}
+	if n := p.count("event queue full, reconciling"); n != 0 {
+		t.Errorf("the queue overflowed %d times", n)
 	}
 }
