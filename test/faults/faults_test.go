@@ -107,8 +107,11 @@ func start(t *testing.T, host, cfg string) *proc {
 
 func (p *proc) write(t *testing.T, host, cfg string) {
 	t.Helper()
-	full := fmt.Sprintf("docker: {host: %q}\nlog: {format: json}\nstate_dir: %q\n"+
-		"metrics: {listen: \"\"}\n%s", host, t.TempDir(), cfg)
+	full := fmt.Sprintf("docker: {host: %q}\nlog: {format: json}\nmetrics: {listen: \"\"}\n%s",
+		host, cfg)
+	if !strings.Contains(cfg, "state_dir:") {
+		full += fmt.Sprintf("state_dir: %q\n", t.TempDir())
+	}
 	if err := os.WriteFile(p.config, []byte(full), 0o600); err != nil {
 		t.Fatal(err)
 	}

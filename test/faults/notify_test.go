@@ -1,0 +1,156 @@
+//go:build faults
+
+package faults
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// slackStandIn is a Slack that hangs, then rate-limits once, then takes
+// every message; it records the container IDs it took, in order.
+type slackStandIn struct {
+	mu      sync.Mutex
+	hang    chan struct{} // closed to stop hanging
+	limited bool
+	got     []string
+}
+
+func (s *slackStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	select {
+	case <-s.hang:
+	case <-r.Context().Done():
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.limited {
+		s.limited = true
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusTooManyRequests)
+		return
+	}
+	var msg struct{ Text string }
+	json.NewDecoder(r.Body).Decode(&msg)
+	s.got = append(s.got, msg.Text[len(msg.Text)-13:len(msg.Text)-1])
+	w.Write([]byte("ok"))
+}
+
+// Slack hangs while violators start: they are stopped all the same, and
+// syslog gets every record at once. Then Slack rate-limits, then answers:
+// every alert is delivered once, in order.
+func TestSlackDownThenBack(t *testing.T) {
+	d, e := engine(t)
+	slack := &slackStandIn{hang: make(chan struct{})}
+	srv := httptest.NewServer(slack)
+	defer srv.Close()
+	defer func() {
+		select {
+		case <-slack.hang:
+		default:
+			close(slack.hang)
+		}
+	}()
+	sockPath := filepath.Join(t.TempDir(), "log")
+	sock, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sockPath, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	p := start(t, d.Host, fmt.Sprintf("mode: enforce\nnotify:\n  dedup_window: 0s\n"+
+		"  slack: {webhook_url: %q}\n  syslog: {enabled: true, network: unixgram, address: %q}\n",
+		srv.URL+"/hook", sockPath))
+	p.waitFor(t, "reconciled", 30*time.Second)
+
+	var ids []string
+	for i := range 3 {
+		id := violator(t, e, fmt.Sprintf("while-slack-hangs-%d", i), fmt.Sprint(190+i))
+		if !stoppedWithin(e, id, 10*time.Second) {
+			t.Fatalf("violator %d not stopped while Slack hangs", i)
+		}
+		ids = append(ids, id[:12])
+	}
+	buf := make([]byte, 8192)
+	for i := range 3 {
+		sock.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, err := sock.Read(buf)
+		if err != nil {
+			t.Fatalf("syslog record %d: %v (blocked behind Slack?)", i, err)
+		}
+		if !strings.Contains(string(buf[:n]), "stopped: container pwtest-") {
+			t.Errorf("syslog record %q, want a stop", buf[:n])
+		}
+	}
+
+	close(slack.hang) // Slack is back: one 429, then 200s
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		slack.mu.Lock()
+		got := slices.Clone(slack.got)
+		slack.mu.Unlock()
+		if len(got) >= 3 {
+			time.Sleep(2 * time.Second) // room for a duplicate
+			slack.mu.Lock()
+			got = slices.Clone(slack.got)
+			slack.mu.Unlock()
+			if !slices.Equal(got, ids) {
+				t.Errorf("Slack got %q, want %q once each, in order", got, ids)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Slack got %q of %q after it came back", got, ids)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// The state_dir's disk fills up: the daemon keeps enforcing, warns once,
+// and writes its spool again when space returns.
+func TestStateDiskFull(t *testing.T) {
+	d, e := engine(t)
+	state := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs",
+		state).CombinedOutput(); err != nil {
+		t.Fatalf("mounting a small tmpfs for state_dir: %v: %s", err, out)
+	}
+	defer exec.Command("umount", state).Run()
+	filler := filepath.Join(state, "filler")
+	os.WriteFile(filler, make([]byte, 512<<10), 0o600) // fails part way: the disk is full
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "down", http.StatusServiceUnavailable) // alerts stay in the spool
+	}))
+	defer srv.Close()
+
+	p := start(t, d.Host, fmt.Sprintf("mode: enforce\nstate_dir: %q\n"+
+		"notify: {dedup_window: 0s, slack: {webhook_url: %q}}\n", state, srv.URL+"/hook"))
+	p.waitFor(t, "reconciled", 30*time.Second)
+	first := violator(t, e, "disk-full", "193")
+	if !stoppedWithin(e, first, 10*time.Second) {
+		t.Fatal("a violator was not stopped with the state disk full")
+	}
+	p.waitFor(t, "spool write failed; alerts kept in memory until it works", 10*time.Second)
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	second := violator(t, e, "disk-back", "194")
+	if !stoppedWithin(e, second, 10*time.Second) {
+		t.Fatal("a violator was not stopped after the disk had room again")
+	}
+	p.waitFor(t, "spool writable again", 10*time.Second)
+	if n := p.count("spool write failed; alerts kept in memory until it works"); n != 1 {
+		t.Errorf("warned %d times, want once", n)
+	}
+}
