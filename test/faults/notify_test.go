@@ -154,3 +154,56 @@ func TestStateDiskFull(t *testing.T) {
 		t.Errorf("warned %d times, want once", n)
 	}
 }
+
+// The syslog receiver dies and comes back: the alerts of the violators
+// stopped meanwhile reach it once it is back.
+func TestSyslogDiesAndReturns(t *testing.T) {
+	d, e := engine(t)
+	sockPath := filepath.Join(t.TempDir(), "log")
+	listen := func() *net.UnixConn {
+		t.Helper()
+		os.Remove(sockPath)
+		c, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sockPath, Net: "unixgram"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	sock := listen()
+	p := start(t, d.Host, fmt.Sprintf("mode: enforce\nnotify:\n  dedup_window: 0s\n"+
+		"  syslog: {enabled: true, network: unixgram, address: %q}\n", sockPath))
+	p.waitFor(t, "reconciled", 30*time.Second)
+
+	sock.Close() // the receiver dies
+	os.Remove(sockPath)
+	var ids []string
+	for i := range 2 {
+		id := violator(t, e, fmt.Sprintf("while-syslog-dead-%d", i), fmt.Sprint(195+i))
+		if !stoppedWithin(e, id, 10*time.Second) {
+			t.Fatalf("violator %d not stopped while syslog is down", i)
+		}
+		ids = append(ids, id)
+	}
+	p.waitFor(t, "notifier failing; retrying", 10*time.Second)
+
+	sock = listen() // and comes back
+	defer sock.Close()
+	seen := map[string]bool{}
+	buf := make([]byte, 8192)
+	deadline := time.Now().Add(60 * time.Second)
+	for len(seen) < len(ids) && time.Now().Before(deadline) {
+		sock.SetReadDeadline(deadline)
+		n, err := sock.Read(buf)
+		if err != nil {
+			break
+		}
+		for _, id := range ids {
+			if strings.Contains(string(buf[:n]), id[:12]) {
+				seen[id] = true
+			}
+		}
+	}
+	if len(seen) != len(ids) {
+		t.Errorf("syslog got %d of the %d alerts after it came back", len(seen), len(ids))
+	}
+}
