@@ -8,6 +8,7 @@ type Workload struct {
 	Name string `json:"name"`
 }
 
+// String returns w as "kind name", as logs and alerts show it.
 func (w Workload) String() string {
 	return w.Kind + " " + w.Name
 }
