@@ -9,13 +9,13 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/portwarden/portwarden/internal/backoff"
 	"github.com/portwarden/portwarden/watcher"
 )
 
@@ -246,7 +246,7 @@ func (d *Dispatcher) deliver(r *route) {
 					"err", err)
 			}
 			failures++
-			if !sleep(d.ctx, d.retryWait(failures, err)) {
+			if !backoff.Sleep(d.ctx, d.retryWait(failures, err)) {
 				return
 			}
 		}
@@ -260,22 +260,7 @@ func (d *Dispatcher) retryWait(failures int, err error) time.Duration {
 	if errors.As(err, &ra) && ra.After > 0 {
 		return ra.After
 	}
-	w := d.opts.MinRetry << min(failures-1, 20)
-	if w <= 0 || w > d.opts.MaxRetry {
-		w = d.opts.MaxRetry
-	}
-	return w/2 + rand.N(w/2+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
+	return backoff.Wait(failures, d.opts.MinRetry, d.opts.MaxRetry)
 }
 
 // ErrFlushTimeout is returned by Close when alerts remain undelivered.

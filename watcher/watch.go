@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -16,6 +15,8 @@ import (
 	cerrdefs "github.com/containerd/errdefs"
 	"github.com/moby/moby/api/types/events"
 	"github.com/moby/moby/client"
+
+	"github.com/portwarden/portwarden/internal/backoff"
 )
 
 // Defaults of WatchOptions.
@@ -268,7 +269,8 @@ func (w *Watcher) follow(ctx context.Context) {
 			}
 		}
 		failures++
-		if !sleep(ctx, w.backoff(failures)) {
+		wait := backoff.Wait(failures, w.opts.MinBackoff, w.opts.MaxBackoff)
+		if !backoff.Sleep(ctx, wait) {
 			return
 		}
 	}
@@ -580,29 +582,6 @@ func (w *Watcher) evaluateService(ctx context.Context, seen map[string]uint64, j
 	e.Enforceable = len(e.Violations()) > 0
 	if w.opts.Handler.Handle(context.WithoutCancel(ctx), e) {
 		seen[j.id] = version
-	}
-}
-
-// backoff returns the wait before retry n (from 1): doubling from the
-// minimum up to the maximum, with the upper half jittered so that nodes
-// that lost one engine do not retry in step.
-func (w *Watcher) backoff(n int) time.Duration {
-	d := w.opts.MinBackoff << min(n-1, 16)
-	if d <= 0 || d > w.opts.MaxBackoff {
-		d = w.opts.MaxBackoff
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-// sleep waits for d or until ctx ends, and reports whether it waited.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 

@@ -369,18 +369,6 @@ func TestWatchDoesNotActOnFailedInspect(t *testing.T) {
 	h.quiet(t)
 }
 
-func TestBackoff(t *testing.T) {
-	w := NewWatcher(WatchOptions{})
-	for n, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second,
-		5: 16 * time.Second, 6: 30 * time.Second, 100: 30 * time.Second} {
-		for range 20 {
-			if d := w.backoff(n); d < want/2 || d > want {
-				t.Errorf("backoff(%d) = %s, want between %s and %s", n, d, want/2, want)
-			}
-		}
-	}
-}
-
 func TestHeartbeat(t *testing.T) {
 	engine := newFakeStream()
 	rec := &blockingRecorder{release: make(chan struct{}), handled: make(chan string, 8)}
