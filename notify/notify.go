@@ -26,6 +26,7 @@ const (
 	VerdictStopped    = "stopped"     // enforce mode stopped the container
 	VerdictWouldStop  = "would-stop"  // enforce mode, dry run
 	VerdictStopFailed = "stop-failed" // enforce mode tried and failed
+	VerdictExited     = "exited"      // enforce mode found it exited: nothing to stop
 	VerdictLoop       = "enforcement-loop"
 	VerdictScaled     = "scaled-to-zero" // enforce mode scaled a Swarm service to zero
 	VerdictPortGone   = "port-removed"   // enforce mode took a service's published port out
@@ -49,6 +50,8 @@ type Alert struct {
 	// LoopTripped marks the first alert of a workload the loop breaker
 	// holds: an orchestrator keeps recreating it.
 	LoopTripped bool `json:"loop_tripped,omitempty"`
+	// RestartDisabled says that enforce mode set the restart policy to no.
+	RestartDisabled bool `json:"restart_disabled,omitempty"`
 	// Repeats counts the starts of Workload folded into this alert, over
 	// RepeatWindow, by de-duplication.
 	Repeats      int           `json:"repeats,omitempty"`

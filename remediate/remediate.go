@@ -29,6 +29,8 @@ type Engine interface {
 		client.ContainerKillResult, error)
 	ContainerUpdate(context.Context, string, client.ContainerUpdateOptions) (
 		client.ContainerUpdateResult, error)
+	ContainerInspect(context.Context, string, client.ContainerInspectOptions) (
+		client.ContainerInspectResult, error)
 }
 
 // Options say how to act. Enforcer.SetOptions swaps them on a reload.
@@ -50,6 +52,7 @@ const (
 	WouldStop  Verdict = "would-stop"  // dry run: it would have been
 	StopFailed Verdict = "stop-failed" // the engine refused or timed out
 	Gone       Verdict = "gone"        // it was removed before the stop
+	Exited     Verdict = "exited"      // it had stopped by itself: nothing to stop
 	Loop       Verdict = "loop"        // the loop breaker holds this workload
 )
 
@@ -95,9 +98,14 @@ func (e *Enforcer) SetOptions(opts Options) {
 
 // Enforce stops the container of ev, unless the loop breaker holds its
 // workload or this is a dry run. The caller decides that ev is to be
-// enforced; Enforce does not look at the findings again.
+// enforced; Enforce does not look at the findings again. A container that
+// has exited is not stopped, but its restart policy is still set to "no",
+// so that the engine does not start it again.
 func (e *Enforcer) Enforce(ctx context.Context, ev watcher.Evaluation) Outcome {
 	opts := *e.opts.Load()
+	if ev.Exited {
+		return e.exited(ctx, ev, opts, Outcome{})
+	}
 	if held, first := e.held(ev.Workload, opts); held {
 		return Outcome{Verdict: Loop, LoopTripped: first}
 	}
@@ -113,6 +121,9 @@ func (e *Enforcer) Enforce(ctx context.Context, ev watcher.Evaluation) Outcome {
 	case cerrdefs.IsNotFound(err):
 		out.Verdict = Gone
 		return out
+	case cerrdefs.IsConflict(err) && e.notRunning(ctx, ev.ID):
+		// It exited between the inspect and the stop.
+		return e.exited(ctx, ev, opts, out)
 	case err != nil:
 		out.Verdict, out.Err = StopFailed, fmt.Errorf("%s: %w", opts.Action, err)
 		return out
@@ -123,16 +134,45 @@ func (e *Enforcer) Enforce(ctx context.Context, ev watcher.Evaluation) Outcome {
 	// The engine does not restart a container stopped through its API
 	// until the engine itself restarts, so the policy can wait for the
 	// stop rather than add to the exposure.
-	if opts.DisableRestart && ev.RestartPolicy != "" && ev.RestartPolicy != "no" {
-		_, err := e.engine.ContainerUpdate(ctx, ev.ID, client.ContainerUpdateOptions{
-			RestartPolicy: &container.RestartPolicy{Name: container.RestartPolicyDisabled},
-		})
-		if err != nil && !cerrdefs.IsNotFound(err) {
-			out.Err = fmt.Errorf("setting restart policy to no: %w", err)
-		}
-		out.RestartDisabled = err == nil
+	out.RestartDisabled, out.Err = e.disableRestart(ctx, ev, opts)
+	return out
+}
+
+// exited settles a container that stopped by itself: there is nothing to
+// stop, and its restart policy is set to "no" unless this is a dry run.
+func (e *Enforcer) exited(ctx context.Context, ev watcher.Evaluation, opts Options,
+	out Outcome) Outcome {
+	out.Verdict = Exited
+	if !opts.DryRun {
+		out.RestartDisabled, out.Err = e.disableRestart(ctx, ev, opts)
 	}
 	return out
+}
+
+// disableRestart sets the restart policy of ev's container to "no", when
+// opts say so and it has another. It reports whether it did.
+func (e *Enforcer) disableRestart(ctx context.Context, ev watcher.Evaluation,
+	opts Options) (bool, error) {
+	if !opts.DisableRestart || ev.RestartPolicy == "" || ev.RestartPolicy == "no" {
+		return false, nil
+	}
+	_, err := e.engine.ContainerUpdate(ctx, ev.ID, client.ContainerUpdateOptions{
+		RestartPolicy: &container.RestartPolicy{Name: container.RestartPolicyDisabled},
+	})
+	switch {
+	case cerrdefs.IsNotFound(err):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("setting restart policy to no: %w", err)
+	}
+	return true, nil
+}
+
+// notRunning reports whether the container id is known to have stopped:
+// the engine's word on a refused stop, checked before it is believed.
+func (e *Enforcer) notRunning(ctx context.Context, id string) bool {
+	res, err := e.engine.ContainerInspect(ctx, id, client.ContainerInspectOptions{})
+	return err == nil && res.Container.State != nil && !res.Container.State.Running
 }
 
 func (e *Enforcer) stop(ctx context.Context, id string, opts Options) error {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	cerrdefs "github.com/containerd/errdefs"
+	"github.com/moby/moby/api/types/container"
 	"github.com/moby/moby/client"
 
 	"github.com/portwarden/portwarden/watcher"
@@ -18,6 +19,7 @@ import (
 type fakeEngine struct {
 	calls   []string
 	stopErr error
+	running bool // what an inspect says
 }
 
 func (f *fakeEngine) ContainerStop(_ context.Context, id string, o client.ContainerStopOptions) (
@@ -36,6 +38,13 @@ func (f *fakeEngine) ContainerUpdate(_ context.Context, id string,
 	o client.ContainerUpdateOptions) (client.ContainerUpdateResult, error) {
 	f.calls = append(f.calls, "update "+id+" restart="+string(o.RestartPolicy.Name))
 	return client.ContainerUpdateResult{}, nil
+}
+
+func (f *fakeEngine) ContainerInspect(_ context.Context, id string,
+	_ client.ContainerInspectOptions) (client.ContainerInspectResult, error) {
+	f.calls = append(f.calls, "inspect "+id)
+	return client.ContainerInspectResult{Container: container.InspectResponse{
+		ID: id, State: &container.State{Running: f.running}}}, nil
 }
 
 var defaults = Options{Action: "stop", DisableRestart: true, LoopMaxStops: 3,
@@ -64,28 +73,40 @@ func TestEnforce(t *testing.T) {
 		opts        Options
 		restart     string
 		stopErr     error
+		exited      bool // the evaluation found it exited
+		running     bool // an inspect after a refused stop finds it running
 		wantVerdict Verdict
 		wantCalls   []string
 	}{
 		{"stop with no grace is a kill, then the restart policy", defaults, "always", nil,
-			Stopped, []string{"kill c1 KILL", "update c1 restart=no"}},
-		{"no restart policy to change", defaults, "no", nil, Stopped,
+			false, false, Stopped, []string{"kill c1 KILL", "update c1 restart=no"}},
+		{"no restart policy to change", defaults, "no", nil, false, false, Stopped,
 			[]string{"kill c1 KILL"}},
-		{"kill", kill, "unless-stopped", nil, Stopped,
+		{"kill", kill, "unless-stopped", nil, false, false, Stopped,
 			[]string{"kill c1 KILL", "update c1 restart=no"}},
-		{"restart policy kept", keep, "always", nil, Stopped, []string{"kill c1 KILL"}},
-		{"stop timeout", slow, "no", nil, Stopped, []string{"stop c1 t=5"}},
-		{"dry run calls nothing", dry, "always", nil, WouldStop, nil},
-		{"engine refuses", defaults, "always", errors.New("boom"), StopFailed,
+		{"restart policy kept", keep, "always", nil, false, false, Stopped,
 			[]string{"kill c1 KILL"}},
-		{"container gone", defaults, "always", cerrdefs.ErrNotFound, Gone,
+		{"stop timeout", slow, "no", nil, false, false, Stopped, []string{"stop c1 t=5"}},
+		{"dry run calls nothing", dry, "always", nil, false, false, WouldStop, nil},
+		{"engine refuses", defaults, "always", errors.New("boom"), false, false, StopFailed,
 			[]string{"kill c1 KILL"}},
+		{"container gone", defaults, "always", cerrdefs.ErrNotFound, false, false, Gone,
+			[]string{"kill c1 KILL"}},
+		{"exited: only the restart policy", defaults, "always", nil, true, false, Exited,
+			[]string{"update c1 restart=no"}},
+		{"exited with no restart policy", defaults, "no", nil, true, false, Exited, nil},
+		{"exited, dry run", dry, "on-failure", nil, true, false, Exited, nil},
+		{"exited between the inspect and the stop", defaults, "always", cerrdefs.ErrConflict,
+			false, false, Exited, []string{"kill c1 KILL", "inspect c1", "update c1 restart=no"}},
+		{"a refused stop of a running container", defaults, "always", cerrdefs.ErrConflict,
+			false, true, StopFailed, []string{"kill c1 KILL", "inspect c1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			engine := &fakeEngine{stopErr: tt.stopErr}
-			out := NewEnforcer(engine, tt.opts).Enforce(context.Background(),
-				evaluation("c1", tt.restart))
+			engine := &fakeEngine{stopErr: tt.stopErr, running: tt.running}
+			ev := evaluation("c1", tt.restart)
+			ev.Exited = tt.exited
+			out := NewEnforcer(engine, tt.opts).Enforce(context.Background(), ev)
 			if out.Verdict != tt.wantVerdict || !slices.Equal(engine.calls, tt.wantCalls) {
 				t.Errorf("Enforce = %s with calls %q, want %s with %q", out.Verdict, engine.calls,
 					tt.wantVerdict, tt.wantCalls)

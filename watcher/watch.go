@@ -26,6 +26,7 @@ const (
 	DefaultMinBackoff   = time.Second
 	DefaultMaxBackoff   = 30 * time.Second
 	DefaultResumeWindow = 2 * time.Second // replayed before the last event seen
+	DefaultRetryDelay   = 5 * time.Second // before a failed inspect is tried again
 	inspectTimeout      = 10 * time.Second
 )
 
@@ -55,7 +56,7 @@ const (
 	OriginReconcile Origin = "reconcile" // a list of what runs, outside the stream
 )
 
-// Evaluation is one running container judged under the policy: what a
+// Evaluation is one started container judged under the policy: what a
 // watch hands to its Handler when the container has findings.
 type Evaluation struct {
 	Container
@@ -67,6 +68,10 @@ type Evaluation struct {
 	Enforceable   bool      // a finding that is not allowed is one enforce mode acts on
 	Origin        Origin
 	EventTime     time.Time // when the engine emitted the start; zero for a reconcile
+	// Exited is true when the container had stopped by the time it was
+	// inspected: it was judged by the bindings it declares, and there is
+	// nothing left to stop.
+	Exited bool
 }
 
 // Violations returns the findings of e that no allow rule matched.
@@ -101,6 +106,7 @@ type WatchOptions struct {
 	MinBackoff   time.Duration
 	MaxBackoff   time.Duration
 	ResumeWindow time.Duration
+	RetryDelay   time.Duration // before a reconcile retries a failed inspect
 }
 
 // Stats counts what a watch has done.
@@ -134,6 +140,12 @@ type Watcher struct {
 	manager                                            atomic.Bool  // the engine is a Swarm manager
 	workerLogged                                       atomic.Bool
 	running                                            atomic.Int64 // at the last reconcile
+
+	// retry counts the failed inspects of each container whose start is
+	// not judged yet, for every reconcile to try again until one answers:
+	// a start seen is never given up on.
+	retryMu sync.Mutex
+	retry   map[string]int
 }
 
 // job is one thing for a worker: a container to evaluate, or to forget,
@@ -144,6 +156,7 @@ type job struct {
 	eventTime time.Time
 	destroyed bool
 	service   bool // id is a Swarm service's
+	retried   bool // its inspect failed before
 	heartbeat chan<- struct{}
 }
 
@@ -154,11 +167,13 @@ func NewWatcher(opts WatchOptions) *Watcher {
 	opts.MinBackoff = cmp.Or(opts.MinBackoff, DefaultMinBackoff)
 	opts.MaxBackoff = cmp.Or(opts.MaxBackoff, DefaultMaxBackoff)
 	opts.ResumeWindow = cmp.Or(opts.ResumeWindow, DefaultResumeWindow)
+	opts.RetryDelay = cmp.Or(opts.RetryDelay, DefaultRetryDelay)
 	w := &Watcher{
 		opts:         opts,
 		log:          opts.Logger,
 		reconcileNow: make(chan struct{}, 1),
 		ready:        make(chan struct{}),
+		retry:        map[string]int{},
 	}
 	for range opts.Workers {
 		w.queue = append(w.queue, make(chan job, opts.QueueSize))
@@ -433,11 +448,16 @@ func (w *Watcher) reconcile(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("listing running containers: %w", err)
 	}
+	retry := w.retries()
 	var jobs []job
 	for _, s := range list.Items {
-		if mayHaveFinding(s) {
-			jobs = append(jobs, job{id: s.ID, origin: OriginReconcile})
+		if mayHaveFinding(s) || retry[s.ID] {
+			jobs = append(jobs, job{id: s.ID, origin: OriginReconcile, retried: retry[s.ID]})
+			delete(retry, s.ID)
 		}
+	}
+	for id := range retry { // stopped or removed since: judged all the same
+		jobs = append(jobs, job{id: id, origin: OriginReconcile, retried: true})
 	}
 	if w.manager.Load() {
 		services, err := w.opts.Services.ServiceList(ctx, client.ServiceListOptions{})
@@ -456,6 +476,37 @@ func (w *Watcher) reconcile(ctx context.Context) (int, error) {
 		}
 	}
 	return len(list.Items), nil
+}
+
+// retryLater keeps id for the reconciles to come, and asks for one soon
+// while the stream is up. It reports whether this is id's first failure.
+func (w *Watcher) retryLater(id string) bool {
+	w.retryMu.Lock()
+	w.retry[id]++
+	first := w.retry[id] == 1
+	w.retryMu.Unlock()
+	if w.connected.Load() {
+		time.AfterFunc(w.opts.RetryDelay, w.requestReconcile)
+	}
+	return first
+}
+
+// retried forgets id once an inspect of it has answered.
+func (w *Watcher) retried(id string) {
+	w.retryMu.Lock()
+	delete(w.retry, id)
+	w.retryMu.Unlock()
+}
+
+// retries returns the containers whose inspect is to be tried again.
+func (w *Watcher) retries() map[string]bool {
+	w.retryMu.Lock()
+	defer w.retryMu.Unlock()
+	r := make(map[string]bool, len(w.retry))
+	for id := range w.retry {
+		r[id] = true
+	}
+	return r
 }
 
 // work evaluates the jobs of one queue in order. seen holds the start time
@@ -488,20 +539,35 @@ func (w *Watcher) evaluate(ctx context.Context, seen map[string]time.Time, j job
 	inspectCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), inspectTimeout)
 	res, err := w.opts.Engine.ContainerInspect(inspectCtx, j.id, client.ContainerInspectOptions{})
 	cancel()
+	if err == nil || cerrdefs.IsNotFound(err) {
+		w.retried(j.id)
+	}
 	switch {
+	case cerrdefs.IsNotFound(err) && j.retried:
+		log.Warn("container removed before a failed inspect could be retried; " +
+			"its bindings are unknown")
+		return
 	case cerrdefs.IsNotFound(err):
 		log.Debug("container gone before inspect")
 		return
 	case err != nil:
-		log.Error("inspect failed; not acting on this container", "err", err)
+		if w.retryLater(j.id) {
+			log.Error("inspect failed; retried at the next reconcile", "err", err)
+		} else {
+			log.Debug("inspect failed again; retried at the next reconcile", "err", err)
+		}
 		return
 	}
 	c := res.Container
-	if c.State == nil || !c.State.Running {
-		log.Debug("container no longer running")
+	if c.State == nil {
+		log.Error("inspect has no state; not acting on this container")
 		return
 	}
 	started, _ := time.Parse(time.RFC3339Nano, c.State.StartedAt)
+	if started.IsZero() {
+		log.Debug("container never started")
+		return
+	}
 	if prev, ok := seen[j.id]; ok && prev.Equal(started) {
 		log.Debug("start already handled")
 		return
@@ -530,6 +596,7 @@ func (w *Watcher) evaluate(ctx context.Context, seen map[string]time.Time, j job
 		Findings:  findings,
 		Origin:    j.origin,
 		EventTime: j.eventTime,
+		Exited:    !c.State.Running,
 	}
 	e.Workload = WorkloadOf(e.Container)
 	if c.HostConfig != nil {

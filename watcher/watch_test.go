@@ -22,6 +22,7 @@ type fakeStream struct {
 	mu         sync.Mutex
 	containers map[string]container.InspectResponse // running ones are listed
 	down       bool
+	failing    map[string]bool // inspects that fail, by container ID
 	opened     chan fakeEvents
 }
 
@@ -40,6 +41,15 @@ func (f *fakeStream) set(c container.InspectResponse) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.containers[c.ID] = c
+}
+
+func (f *fakeStream) failInspect(id string, fail bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.failing == nil {
+		f.failing = map[string]bool{}
+	}
+	f.failing[id] = fail
 }
 
 func (f *fakeStream) setDown(down bool) {
@@ -94,6 +104,9 @@ func (f *fakeStream) ContainerInspect(_ context.Context, id string,
 	_ client.ContainerInspectOptions) (client.ContainerInspectResult, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.failing[id] {
+		return client.ContainerInspectResult{}, errors.New("context deadline exceeded")
+	}
 	c, ok := f.containers[id]
 	if !ok {
 		return client.ContainerInspectResult{}, errNotFound
@@ -138,6 +151,7 @@ func startWatch(t *testing.T, engine *fakeStream, rec *recorder, queueSize int) 
 		Logger:  slog.New(slog.NewTextHandler(logs, nil)),
 		Workers: 2, QueueSize: queueSize,
 		MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
+		RetryDelay: 10 * time.Millisecond,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -355,7 +369,10 @@ func (b *blockingRecorder) Handle(_ context.Context, e Evaluation) bool {
 	return true
 }
 
-func TestWatchDoesNotActOnFailedInspect(t *testing.T) {
+// A container that exited before its start could be inspected ran with
+// its ports open all the same: it is judged by what it declares. One that
+// is gone has nothing to judge.
+func TestWatchJudgesAStartThatExitedBeforeInspect(t *testing.T) {
 	engine := newFakeStream()
 	h := startWatch(t, engine, newRecorder(true), 16)
 	s := h.nextStream(t)
@@ -363,10 +380,50 @@ func TestWatchDoesNotActOnFailedInspect(t *testing.T) {
 	ghost := loadInspect(t, "web")
 	ghost.ID = strings.Repeat("f", 64) // never set: inspect says not found
 	s.messages <- startEvent(ghost)
-	stopped := loadInspect(t, "exited") // not running by the time it is inspected
-	engine.set(stopped)
-	s.messages <- startEvent(stopped)
 	h.quiet(t)
+
+	exited := loadInspect(t, "exited")
+	engine.set(exited)
+	s.messages <- startEvent(exited)
+	e := h.nextEvaluation(t)
+	if e.ID != exited.ID || !e.Exited || e.Origin != OriginEvent || len(e.Violations()) != 1 ||
+		e.Violations()[0].Source != SourceDeclared || !e.Enforceable {
+		t.Errorf("evaluation = %s exited %v %s, %+v; want the exited container, judged by "+
+			"its declared binding", e.Name, e.Exited, e.Origin, e.Violations())
+	}
+	s.messages <- startEvent(exited) // the same start again
+	h.quiet(t)
+}
+
+// An inspect that fails is tried again by a reconcile soon after, even
+// when the container has exited by then; it is said once.
+func TestWatchRetriesAFailedInspect(t *testing.T) {
+	engine := newFakeStream()
+	h := startWatch(t, engine, newRecorder(true), 16)
+	s := h.nextStream(t)
+	h.waitReady(t)
+
+	web := loadInspect(t, "web")
+	engine.set(web)
+	engine.failInspect(web.ID, true)
+	s.messages <- startEvent(web)
+	time.Sleep(50 * time.Millisecond) // several retries fail
+	h.quiet(t)
+	stopped := web
+	state := *web.State
+	state.Running = false
+	stopped.State = &state
+	engine.set(stopped) // no longer listed by a reconcile
+	engine.failInspect(web.ID, false)
+	e := h.nextEvaluation(t)
+	if e.ID != web.ID || e.Origin != OriginReconcile || !e.Exited {
+		t.Errorf("retried evaluation = %s %s exited %v, want web by reconcile, exited",
+			e.Name, e.Origin, e.Exited)
+	}
+	h.quiet(t)
+	if n := strings.Count(h.logs.String(), `msg="inspect failed; retried at the next reconcile"`); n != 1 {
+		t.Errorf("said the inspect failed %d times, want once:\n%s", n, h.logs)
+	}
 }
 
 func TestHeartbeat(t *testing.T) {

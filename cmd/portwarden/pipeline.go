@@ -116,6 +116,7 @@ func (p *pipeline) Handle(ctx context.Context, ev watcher.Evaluation) bool {
 	p.counts.add(violations, string(out.Verdict))
 	a := p.alert(ev, d.mode, violations, verdictOf(out))
 	a.Action, a.Duration, a.LoopTripped = out.Action, out.Duration, out.LoopTripped
+	a.RestartDisabled = out.RestartDisabled
 	if out.Err != nil {
 		a.Err = out.Err.Error()
 	}
@@ -133,8 +134,12 @@ func (p *pipeline) logger(ev watcher.Evaluation) *slog.Logger {
 		return p.log.With("service_id", s.ID, "service_name", s.Name, "image", s.Image,
 			"workload", ev.Workload.String(), "origin", ev.Origin)
 	}
-	return p.log.With("container_id", ev.ID, "container_name", ev.Name, "image", ev.Image,
+	log := p.log.With("container_id", ev.ID, "container_name", ev.Name, "image", ev.Image,
 		"workload", ev.Workload.String(), "origin", ev.Origin)
+	if !ev.StartedAt.IsZero() { // tells one start of a container from the next
+		log = log.With("started_at", ev.StartedAt.UTC().Format(time.RFC3339Nano))
+	}
+	return log
 }
 
 func (p *pipeline) alert(ev watcher.Evaluation, mode string, fs []watcher.Finding,
@@ -157,6 +162,8 @@ func verdictOf(out remediate.Outcome) string {
 		return notify.VerdictWouldStop
 	case remediate.StopFailed:
 		return notify.VerdictStopFailed
+	case remediate.Exited:
+		return notify.VerdictExited
 	case remediate.Loop:
 		return notify.VerdictLoop
 	case remediate.ScaledToZero:
@@ -213,6 +220,13 @@ func logOutcome(ctx context.Context, log *slog.Logger, out remediate.Outcome,
 		log.LogAttrs(ctx, slog.LevelError, "stop failed", attrs...)
 	case remediate.Gone:
 		log.LogAttrs(ctx, slog.LevelInfo, "gone before the action", attrs...)
+	case remediate.Exited:
+		level := slog.LevelInfo
+		if out.Err != nil { // its restart policy could not be changed
+			level = slog.LevelError
+		}
+		log.LogAttrs(ctx, level, "container exited before it could be stopped",
+			append(attrs, slog.Bool("restart_disabled", out.RestartDisabled))...)
 	case remediate.ScaledToZero:
 		log.LogAttrs(ctx, slog.LevelInfo, "service scaled to zero", attrs...)
 	case remediate.PortRemoved:

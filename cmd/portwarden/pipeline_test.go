@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"slices"
@@ -45,6 +46,12 @@ func (j *journal) ContainerUpdate(_ context.Context, id string, _ client.Contain
 	client.ContainerUpdateResult, error) {
 	j.add("update " + id)
 	return client.ContainerUpdateResult{}, nil
+}
+
+func (j *journal) ContainerInspect(_ context.Context, id string,
+	_ client.ContainerInspectOptions) (client.ContainerInspectResult, error) {
+	j.add("inspect " + id)
+	return client.ContainerInspectResult{}, errors.New("not asked for in these tests")
 }
 
 func (j *journal) Name() string { return "journal" }
@@ -122,24 +129,29 @@ func TestPipeline(t *testing.T) {
 		mode        string
 		dryRun      bool
 		notifyAllow bool
+		exited      bool
 		findings    []watcher.Finding
 		enforceable bool
 		want        []string
 		settled     bool
 	}{
-		{"alert mode alerts only", "alert", false, false,
+		{"alert mode alerts only", "alert", false, false, false,
 			[]watcher.Finding{privileged(false)}, true, []string{"alert alert"}, true},
-		{"enforce mode stops first", "enforce", false, false,
+		{"enforce mode stops first", "enforce", false, false, false,
 			[]watcher.Finding{privileged(false)}, true,
 			[]string{"kill c1", "update c1", "alert stopped"}, true},
-		{"dry run", "enforce", true, false,
+		{"dry run", "enforce", true, false, false,
 			[]watcher.Finding{privileged(false)}, true, []string{"alert would-stop"}, true},
-		{"allowed is never stopped nor alerted", "enforce", false, false,
+		{"allowed is never stopped nor alerted", "enforce", false, false, false,
 			[]watcher.Finding{privileged(true)}, false, nil, true},
-		{"allowed alerted with notify.allowed", "enforce", false, true,
+		{"allowed alerted with notify.allowed", "enforce", false, true, false,
 			[]watcher.Finding{privileged(true)}, false, []string{"alert allowed"}, true},
-		{"reported kind not enforced", "enforce", false, false,
+		{"reported kind not enforced", "enforce", false, false, false,
 			[]watcher.Finding{hostNet}, false, []string{"alert alert"}, true},
+		{"exited: not stopped, restart disabled, alerted", "enforce", false, false, true,
+			[]watcher.Finding{privileged(false)}, true, []string{"update c1", "alert exited"}, true},
+		{"exited in alert mode", "alert", false, false, true,
+			[]watcher.Finding{privileged(false)}, true, []string{"alert alert"}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -155,7 +167,7 @@ func TestPipeline(t *testing.T) {
 				Container: watcher.Container{ID: "c1", Name: "web"},
 				Workload:  watcher.Workload{Kind: "container", Name: "web"},
 				Findings:  tt.findings, Enforceable: tt.enforceable, RestartPolicy: "always",
-				Origin: watcher.OriginEvent, EventTime: time.Now(),
+				Origin: watcher.OriginEvent, EventTime: time.Now(), Exited: tt.exited,
 			}
 			settled := p.Handle(context.Background(), ev)
 			if err := alerts.Close(context.Background()); err != nil {
@@ -171,6 +183,9 @@ func TestPipeline(t *testing.T) {
 				}
 				if a.Verdict == notify.VerdictStopped && (a.Action != "stop" || a.Exposure <= 0) {
 					t.Errorf("stop alert %+v lacks the action or the exposure", a)
+				}
+				if a.Verdict == notify.VerdictExited && (!a.RestartDisabled || a.Exposure != 0) {
+					t.Errorf("exited alert %+v: want the restart policy disabled, no exposure", a)
 				}
 			}
 		})

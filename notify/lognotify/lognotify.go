@@ -6,6 +6,7 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/portwarden/portwarden/notify"
 )
@@ -44,9 +45,15 @@ func (n *Notifier) Notify(ctx context.Context, a notify.Alert) error {
 		slog.String("bindings", strings.Join(a.Bindings(), " ")),
 		slog.String("rules", strings.Join(a.RuleIDs(), ",")),
 	}
+	if !a.StartedAt.IsZero() {
+		attrs = append(attrs, slog.String("started_at", a.StartedAt.UTC().Format(time.RFC3339Nano)))
+	}
 	if a.Action != "" {
 		attrs = append(attrs, slog.String("action", a.Action),
 			slog.Int64("duration_ms", a.Duration.Milliseconds()))
+	}
+	if a.RestartDisabled {
+		attrs = append(attrs, slog.Bool("restart_disabled", true))
 	}
 	if a.Exposure > 0 {
 		attrs = append(attrs, slog.Int64("exposure_ms", a.Exposure.Milliseconds()))

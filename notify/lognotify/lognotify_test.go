@@ -27,6 +27,7 @@ func TestNotifyWritesOneLine(t *testing.T) {
 				Action: "stop", Duration: 63 * time.Millisecond, Exposure: 70 * time.Millisecond,
 				Workload:  watcher.Workload{Kind: "container", Name: "web"},
 				Container: watcher.Container{ID: "c1", Name: "web", Image: "nginx"},
+				StartedAt: time.Date(2026, 12, 3, 19, 4, 5, 123456789, time.FixedZone("", 3600)),
 				Findings: []watcher.Finding{
 					{Kind: watcher.KindPrivilegedPort, Rules: []string{"V-260924", "V-260929"},
 						Binding: &watcher.Binding{HostIP: "0.0.0.0", HostPort: 80,
@@ -41,7 +42,7 @@ func TestNotifyWritesOneLine(t *testing.T) {
 				"container_name": "web", "image": "nginx", "workload": "container web",
 				"bindings": "0.0.0.0:80->8080/tcp [::]:80->8080/tcp",
 				"rules":    "V-260924,V-260929", "action": "stop", "duration_ms": 63.0,
-				"exposure_ms": 70.0},
+				"exposure_ms": 70.0, "started_at": "2026-12-03T18:04:05.123456789Z"},
 		},
 		{
 			name: "loop tripped",

@@ -16,6 +16,7 @@ var headlines = map[string]string{
 	notify.VerdictStopped:    "Stopped a container on a privileged port",
 	notify.VerdictWouldStop:  "Would stop a container on a privileged port (dry run)",
 	notify.VerdictStopFailed: "FAILED to stop a container on a privileged port",
+	notify.VerdictExited:     "A container on a privileged port exited before it could be stopped",
 	notify.VerdictLoop:       "Enforcement loop: a container keeps coming back",
 	notify.VerdictAlert:      "Container on a privileged port",
 	notify.VerdictAllowed:    "Allowed container on a privileged port",
@@ -109,6 +110,16 @@ func outcome(a notify.Alert) string {
 	case notify.VerdictStopFailed:
 		return fmt.Sprintf("Action: %s. FAILED after %d ms: %s. The container is still running.",
 			a.Action, a.Duration.Milliseconds(), a.Err)
+	case notify.VerdictExited:
+		s := "Action: none needed: it ran with the port open, and had exited when " +
+			"portwarden inspected it"
+		if a.RestartDisabled {
+			s += ". Its restart policy was set to no, so the engine does not start it again"
+		}
+		if a.Err != "" {
+			s += ". But: " + a.Err
+		}
+		return s + "."
 	case notify.VerdictWouldStop:
 		return fmt.Sprintf("Action: none (dry run). Enforce mode would %s it.", a.Action)
 	case notify.VerdictLoop:

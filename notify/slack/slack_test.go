@@ -361,3 +361,33 @@ func TestErrorsHideSecrets(t *testing.T) {
 		}
 	}
 }
+
+func TestOutcomeSaysWhatWasDone(t *testing.T) {
+	tests := []struct {
+		name  string
+		alert notify.Alert
+		want  string
+	}{
+		{"stop failed", notify.Alert{Verdict: notify.VerdictStopFailed, Action: "kill",
+			Duration: 30 * time.Second, Err: "kill: context deadline exceeded"},
+			"Action: kill. FAILED after 30000 ms: kill: context deadline exceeded. " +
+				"The container is still running."},
+		{"exited, restart disabled", notify.Alert{Verdict: notify.VerdictExited,
+			RestartDisabled: true},
+			"Action: none needed: it ran with the port open, and had exited when portwarden " +
+				"inspected it. Its restart policy was set to no, so the engine does not start " +
+				"it again."},
+		{"exited, no restart policy", notify.Alert{Verdict: notify.VerdictExited},
+			"Action: none needed: it ran with the port open, and had exited when portwarden " +
+				"inspected it."},
+		{"alert mode", notify.Alert{Verdict: notify.VerdictAlert, Mode: "alert"},
+			"Action: none (mode alert)."},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := outcome(tt.alert); got != tt.want {
+				t.Errorf("outcome =\n  %q\nwant\n  %q", got, tt.want)
+			}
+		})
+	}
+}

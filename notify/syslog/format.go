@@ -50,6 +50,9 @@ func text(a notify.Alert) string {
 	if a.Action != "" {
 		s += fmt.Sprintf("; %s took %d ms", a.Action, a.Duration.Milliseconds())
 	}
+	if a.RestartDisabled {
+		s += "; restart policy set to no"
+	}
 	if a.Err != "" {
 		s += "; " + a.Err
 	}
