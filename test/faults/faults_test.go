@@ -129,6 +129,24 @@ func (p *proc) count(msg string) int {
 	return n
 }
 
+// logged returns the lines logged so far that have every key of match, with
+// its value.
+func (p *proc) logged(match map[string]any) []map[string]any {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []map[string]any
+next:
+	for _, l := range p.lines {
+		for k, v := range match {
+			if l[k] != v {
+				continue next
+			}
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
 func (p *proc) waitFor(t *testing.T, msg string, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
