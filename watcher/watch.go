@@ -142,8 +142,8 @@ type Watcher struct {
 	running                                            atomic.Int64 // at the last reconcile
 
 	// retry counts the failed inspects of each container whose start is
-	// not judged yet, for every reconcile to try again until one answers:
-	// a start seen is never given up on.
+	// not judged yet (0: judged, but not settled), for every reconcile to
+	// try again until one answers: a start seen is never given up on.
 	retryMu sync.Mutex
 	retry   map[string]int
 }
@@ -491,6 +491,16 @@ func (w *Watcher) retryLater(id string) bool {
 	return first
 }
 
+// unsettled keeps id for the next reconcile, whether it runs by then or
+// not, without asking for one.
+func (w *Watcher) unsettled(id string) {
+	w.retryMu.Lock()
+	if _, ok := w.retry[id]; !ok {
+		w.retry[id] = 0
+	}
+	w.retryMu.Unlock()
+}
+
 // retried forgets id once an inspect of it has answered.
 func (w *Watcher) retried(id string) {
 	w.retryMu.Lock()
@@ -608,6 +618,8 @@ func (w *Watcher) evaluate(ctx context.Context, seen map[string]time.Time, j job
 	// A stop under way finishes even when the watch is shutting down.
 	if w.opts.Handler.Handle(context.WithoutCancel(ctx), e) {
 		seen[j.id] = started
+	} else {
+		w.unsettled(j.id) // judged again by the next reconcile, running or not
 	}
 }
 

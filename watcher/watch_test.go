@@ -283,6 +283,30 @@ func TestWatchRetriesUnsettledStartsAtReconcile(t *testing.T) {
 	}
 }
 
+// A start left unsettled is judged again at the next reconcile even if
+// it has exited since, which a list of what runs would not show.
+func TestWatchRetriesAnUnsettledStartThatExited(t *testing.T) {
+	engine := newFakeStream()
+	h := startWatch(t, engine, newRecorder(false), 16)
+	s := h.nextStream(t)
+	h.waitReady(t)
+	web := loadInspect(t, "web")
+	engine.set(web)
+	s.messages <- startEvent(web)
+	h.nextEvaluation(t) // its stop fails
+
+	state := *web.State
+	state.Running = false
+	web.State = &state
+	engine.set(web)
+	s.errs <- errors.New("unexpected EOF")
+	h.nextStream(t)
+	if e := h.nextEvaluation(t); e.ID != web.ID || e.Origin != OriginReconcile || !e.Exited {
+		t.Errorf("after reconnect evaluated %s %s exited %v, want web by reconcile, exited",
+			e.Name, e.Origin, e.Exited)
+	}
+}
+
 func TestWatchSurvivesAnOutageAndLogsItOnce(t *testing.T) {
 	engine := newFakeStream()
 	h := startWatch(t, engine, newRecorder(true), 16)

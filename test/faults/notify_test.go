@@ -116,9 +116,9 @@ func TestSlackDownThenBack(t *testing.T) {
 	}
 }
 
-// The state_dir's disk fills up: the daemon keeps enforcing, warns once,
-// and writes its spool again when space returns.
-func TestStateDiskFull(t *testing.T) {
+// The state_dir's disk fills up, then turns read-only: the daemon keeps
+// enforcing, warns once each time, and writes its spool again when it can.
+func TestStateDiskFullOrReadOnly(t *testing.T) {
 	d, e := engine(t)
 	state := t.TempDir()
 	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs",
@@ -152,6 +152,38 @@ func TestStateDiskFull(t *testing.T) {
 	p.waitFor(t, "spool writable again", 10*time.Second)
 	if n := p.count("spool write failed; alerts kept in memory until it works"); n != 1 {
 		t.Errorf("warned %d times, want once", n)
+	}
+
+	// Then read-only: the same, as a second episode.
+	if out, err := exec.Command("mount", "-o", "remount,ro", state).CombinedOutput(); err != nil {
+		t.Fatalf("remounting state_dir read-only: %v: %s", err, out)
+	}
+	third := violator(t, e, "disk-read-only", "195")
+	if !stoppedWithin(e, third, 10*time.Second) {
+		t.Fatal("a violator was not stopped with state_dir read-only")
+	}
+	waitCount(t, p, "spool write failed; alerts kept in memory until it works", 2)
+	if out, err := exec.Command("mount", "-o", "remount,rw", state).CombinedOutput(); err != nil {
+		t.Fatalf("remounting state_dir read-write: %v: %s", err, out)
+	}
+	fourth := violator(t, e, "disk-writable", "196")
+	if !stoppedWithin(e, fourth, 10*time.Second) {
+		t.Fatal("a violator was not stopped after state_dir was writable again")
+	}
+	waitCount(t, p, "spool writable again", 2)
+}
+
+// waitCount waits until p has logged msg n times, and fails if it logs
+// it more often.
+func waitCount(t *testing.T, p *proc, msg string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for p.count(msg) < n && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(500 * time.Millisecond)
+	if got := p.count(msg); got != n {
+		t.Errorf("logged %q %d times, want %d", msg, got, n)
 	}
 }
 
