@@ -321,12 +321,13 @@ func TestDeduper(t *testing.T) {
 }
 
 // A start alerted before a restart is not alerted again after it; the same
-// start with another verdict is.
+// start with another verdict is, but "exited" after "stopped" is not: that
+// is portwarden's own stop, seen again.
 func TestLedgerAlertsAStartOnce(t *testing.T) {
 	state := t.TempDir()
 	started := time.Date(2026, 12, 3, 3, 0, 0, 123, time.UTC)
-	alert := func(verdict string) Alert {
-		a := alertFor("c1")
+	alert := func(id, verdict string) Alert {
+		a := alertFor(id)
 		a.StartedAt, a.Verdict = started, verdict
 		return a
 	}
@@ -334,21 +335,28 @@ func TestLedgerAlertsAStartOnce(t *testing.T) {
 	opts := fast()
 	opts.StateDir = state
 	d := newTestDispatcher(t, opts, Route{Notifier: n})
-	d.Send(alert(VerdictAlert))
-	d.Send(alert(VerdictAlert)) // a replay
+	d.Send(alert("c1", VerdictAlert))
+	d.Send(alert("c1", VerdictAlert)) // a replay
 	n.wait(t, 1)
 	d.Close(context.Background())
 
 	n2 := newScripted(func(Alert, int) error { return nil })
 	d = newTestDispatcher(t, opts, Route{Notifier: n2})
-	d.Send(alert(VerdictAlert))   // the reconcile after a restart
-	d.Send(alert(VerdictStopped)) // enforce mode now stops it
-	n2.wait(t, 1)
+	d.Send(alert("c1", VerdictAlert))      // the reconcile after a restart
+	d.Send(alert("c1", VerdictStopped))    // enforce mode now stops it
+	d.Send(alert("c1", VerdictExited))     // its start replayed, found exited
+	d.Send(alert("c2", VerdictStopFailed)) // a stop that failed ...
+	d.Send(alert("c2", VerdictExited))     // ... and how that start ended
+	n2.wait(t, 3)
 	d.Close(context.Background())
-	if len(n.delivered) != 1 || len(n2.delivered) != 1 ||
-		n2.delivered[0].Verdict != VerdictStopped {
-		t.Errorf("delivered %d before and %v after the restart; want 1, then only the stop",
-			len(n.delivered), n2.delivered)
+	var got []string
+	for _, a := range n2.delivered {
+		got = append(got, a.Container.ID+" "+a.Verdict)
+	}
+	want := []string{"c1 stopped", "c2 stop-failed", "c2 exited"}
+	if len(n.delivered) != 1 || !slices.Equal(got, want) {
+		t.Errorf("delivered %d before and %q after the restart; want 1, then %q",
+			len(n.delivered), got, want)
 	}
 }
 

@@ -90,6 +90,13 @@ func (l *ledger) first(key string) bool {
 	return true
 }
 
+// has reports whether key is remembered.
+func (l *ledger) has(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.seen[key]
+}
+
 // close writes what is pending and stops the writer.
 func (l *ledger) close() {
 	if l.kick != nil {

@@ -107,6 +107,10 @@ type WatchOptions struct {
 	MaxBackoff   time.Duration
 	ResumeWindow time.Duration
 	RetryDelay   time.Duration // before a reconcile retries a failed inspect
+	// Since is where an earlier run left the stream (its ResumePoint):
+	// the first stream asks the engine for the events after it, which the
+	// engine still holds if it has not restarted. Zero starts from now.
+	Since time.Time
 }
 
 // Stats counts what a watch has done.
@@ -136,6 +140,7 @@ type Watcher struct {
 	overflowing                                        atomic.Bool  // since the last reconcile
 	connected                                          atomic.Bool  // a stream is open
 	lastEvent                                          atomic.Int64 // unix nanoseconds
+	resume                                             atomic.Int64 // unix nanoseconds: events seen up to here
 	lastReconcile                                      atomic.Int64 // nanoseconds
 	manager                                            atomic.Bool  // the engine is a Swarm manager
 	workerLogged                                       atomic.Bool
@@ -213,6 +218,21 @@ func (w *Watcher) LastEvent() time.Time {
 	return time.Unix(0, n)
 }
 
+// ResumePoint returns the time up to which the events have been read, for
+// a later run to resume from (WatchOptions.Since): now while a stream is
+// open, else when the last one was lost. It is the zero time before the
+// first stream.
+func (w *Watcher) ResumePoint() time.Time {
+	if w.connected.Load() {
+		return time.Now()
+	}
+	n := w.resume.Load()
+	if n == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
+}
+
 // Heartbeat passes a token through every worker's queue and waits for
 // each to come back: it proves that the pipeline makes progress. It fails
 // when ctx ends first.
@@ -259,8 +279,8 @@ func (w *Watcher) Run(ctx context.Context) {
 // after a loss and resuming from just before the last event it read.
 func (w *Watcher) follow(ctx context.Context) {
 	var (
-		since    time.Time // resume point; zero before the first stream
-		lostAt   time.Time // when the stream was lost; zero while it is up
+		since    = w.opts.Since // resume point; zero: from the first stream's opening
+		lostAt   time.Time      // when the stream was lost; zero while it is up
 		failures int
 	)
 	for ctx.Err() == nil {
@@ -334,7 +354,10 @@ func (w *Watcher) stream(ctx context.Context, since *time.Time, onOpen func()) (
 	w.log.Info("connected to engine", "host", w.opts.Host, "version", v.Version,
 		"api_version", v.APIVersion)
 	w.connected.Store(true)
-	defer w.connected.Store(false)
+	defer func() {
+		w.resume.Store(time.Now().UnixNano())
+		w.connected.Store(false)
+	}()
 	onOpen()
 
 	for {

@@ -3,6 +3,7 @@ package watcher
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -221,6 +222,14 @@ func restarted(c container.InspectResponse) container.InspectResponse {
 	return c
 }
 
+// exited returns c as it is after it stopped.
+func exited(c container.InspectResponse) container.InspectResponse {
+	state := *c.State
+	state.Running = false
+	c.State = &state
+	return c
+}
+
 var errNotFound = notFound{}
 
 type notFound struct{}
@@ -295,15 +304,54 @@ func TestWatchRetriesAnUnsettledStartThatExited(t *testing.T) {
 	s.messages <- startEvent(web)
 	h.nextEvaluation(t) // its stop fails
 
-	state := *web.State
-	state.Running = false
-	web.State = &state
-	engine.set(web)
+	engine.set(exited(web))
 	s.errs <- errors.New("unexpected EOF")
 	h.nextStream(t)
 	if e := h.nextEvaluation(t); e.ID != web.ID || e.Origin != OriginReconcile || !e.Exited {
 		t.Errorf("after reconnect evaluated %s %s exited %v, want web by reconcile, exited",
 			e.Name, e.Origin, e.Exited)
+	}
+}
+
+// With a resume point from an earlier run, the first stream asks for the
+// events after it; ResumePoint moves with the stream and stops when it is
+// lost.
+func TestWatchResumesWhereAnEarlierRunLeft(t *testing.T) {
+	engine := newFakeStream()
+	since := time.Date(2026, 12, 3, 3, 0, 0, 0, time.UTC)
+	w := NewWatcher(WatchOptions{
+		Engine: engine, Handler: newRecorder(true), Policy: func() Policy { return defaultPolicy },
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Since: since,
+		MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
+	})
+	if !w.ResumePoint().IsZero() {
+		t.Errorf("ResumePoint before any stream = %v, want zero", w.ResumePoint())
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	s := <-engine.opened
+	want := since.Add(-DefaultResumeWindow)
+	if s.opts.Since != fmt.Sprintf("%d.%09d", want.Unix(), want.Nanosecond()) {
+		t.Errorf("first stream since = %q, want %v", s.opts.Since, want)
+	}
+	<-w.Ready()
+	if p := w.ResumePoint(); time.Since(p) > time.Second {
+		t.Errorf("ResumePoint with a stream open = %v, want now", p)
+	}
+	engine.setDown(true)
+	lost := time.Now()
+	s.errs <- errors.New("unexpected EOF")
+	for w.Connected() {
+		time.Sleep(time.Millisecond)
+	}
+	p := w.ResumePoint()
+	time.Sleep(20 * time.Millisecond) // retries fail meanwhile
+	if p.Before(lost) || !w.ResumePoint().Equal(p) {
+		t.Errorf("ResumePoint after the loss = %v, then %v; want when it was lost (after %v), "+
+			"held", p, w.ResumePoint(), lost)
 	}
 }
 
@@ -406,16 +454,16 @@ func TestWatchJudgesAStartThatExitedBeforeInspect(t *testing.T) {
 	s.messages <- startEvent(ghost)
 	h.quiet(t)
 
-	exited := loadInspect(t, "exited")
-	engine.set(exited)
-	s.messages <- startEvent(exited)
+	stopped := loadInspect(t, "exited")
+	engine.set(stopped)
+	s.messages <- startEvent(stopped)
 	e := h.nextEvaluation(t)
-	if e.ID != exited.ID || !e.Exited || e.Origin != OriginEvent || len(e.Violations()) != 1 ||
+	if e.ID != stopped.ID || !e.Exited || e.Origin != OriginEvent || len(e.Violations()) != 1 ||
 		e.Violations()[0].Source != SourceDeclared || !e.Enforceable {
 		t.Errorf("evaluation = %s exited %v %s, %+v; want the exited container, judged by "+
 			"its declared binding", e.Name, e.Exited, e.Origin, e.Violations())
 	}
-	s.messages <- startEvent(exited) // the same start again
+	s.messages <- startEvent(stopped) // the same start again
 	h.quiet(t)
 }
 
@@ -433,11 +481,7 @@ func TestWatchRetriesAFailedInspect(t *testing.T) {
 	s.messages <- startEvent(web)
 	time.Sleep(50 * time.Millisecond) // several retries fail
 	h.quiet(t)
-	stopped := web
-	state := *web.State
-	state.Running = false
-	stopped.State = &state
-	engine.set(stopped) // no longer listed by a reconcile
+	engine.set(exited(web)) // no longer listed by a reconcile
 	engine.failInspect(web.ID, false)
 	e := h.nextEvaluation(t)
 	if e.ID != web.ID || e.Origin != OriginReconcile || !e.Exited {

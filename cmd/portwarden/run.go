@@ -155,10 +155,12 @@ func (d *daemon) watchEngine(ctx context.Context, reload <-chan os.Signal) (bool
 	d.pipeline = &pipeline{host: d.host, log: d.log, alerts: d.alerts, now: time.Now,
 		enforcer: remediate.NewEnforcer(cli, enforceOptions(d.cfg))}
 	d.pipeline.decision.Store(decisionOf(d.cfg))
+	host := cli.DaemonHost()
 	w := watcher.NewWatcher(watcher.WatchOptions{
-		Engine: cli, Services: cli, Host: cli.DaemonHost(), Policy: d.pipeline.policy,
-		Handler: d.pipeline, Logger: d.log,
+		Engine: cli, Services: cli, Host: host, Policy: d.pipeline.policy,
+		Handler: d.pipeline, Logger: d.log, Since: resumeSince(d.log, d.cfg.StateDir, host),
 	})
+	resume := &resumeKeeper{log: d.log, stateDir: d.cfg.StateDir, host: host, w: w}
 
 	d.live.watcher.Store(w)
 	d.live.pipeline.Store(d.pipeline)
@@ -170,21 +172,26 @@ func (d *daemon) watchEngine(ctx context.Context, reload <-chan os.Signal) (bool
 		defer close(done)
 		w.Run(watchCtx)
 	}()
-	go d.tellSystemd(watchCtx, w, d.pipeline, cli.DaemonHost())
+	go d.tellSystemd(watchCtx, w, d.pipeline, host)
+	go resume.keep(watchCtx)
 
 	for {
 		select {
 		case <-ctx.Done():
 			d.systemd.Stopping()
 			d.log.Info("stopping: finishing stops in flight")
-			return false, d.wait(stop, done)
+			err := d.wait(stop, done)
+			resume.save()
+			return false, err
 		case <-reload:
 			d.systemd.Reloading()
 			engineChanged := d.reload()
-			d.systemd.Ready(status(w, d.pipeline, cli.DaemonHost()))
+			d.systemd.Ready(status(w, d.pipeline, host))
 			if engineChanged {
 				d.log.Info("engine address changed: reconnecting", "host", d.cfg.Docker.Host)
-				return true, d.wait(stop, done)
+				err := d.wait(stop, done)
+				resume.save()
+				return true, err
 			}
 		}
 	}

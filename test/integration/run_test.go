@@ -431,6 +431,41 @@ func TestRunSurvivesEngineRestart(t *testing.T) {
 	}
 }
 
+// A violator that runs and is stopped while portwarden is down is judged
+// when portwarden comes back, from the events the engine replays after
+// the resume point; one that portwarden stopped itself before it went down
+// is not alerted again.
+func TestRunReplaysWhatRanWhileItWasDown(t *testing.T) {
+	cfg := fmt.Sprintf("mode: enforce\nstate_dir: %q\n", t.TempDir())
+	first := startPortwarden(t, cfg)
+	stopped := runContainer(t, enginetest.Spec{Name: "stopped-before"},
+		tcp("127.0.0.1", "197", "8080"))
+	waitStopped(t, stopped)
+	first.waitFor(t, 5*time.Second, "alert", map[string]any{"container_id": stopped})
+	first.stop(t)
+
+	missed := runContainer(t, enginetest.Spec{Name: "ran-while-down"},
+		tcp("127.0.0.1", "198", "8080"))
+	if _, err := own.ContainerKill(context.Background(), missed,
+		client.ContainerKillOptions{Signal: "KILL"}); err != nil {
+		t.Fatal(err)
+	}
+	waitStopped(t, missed)
+
+	second := startPortwarden(t, cfg)
+	second.waitFor(t, 5*time.Second, "resuming the event stream where the last run left it", nil)
+	second.waitFor(t, 10*time.Second, "alert",
+		map[string]any{"container_id": missed, "verdict": "exited"})
+	time.Sleep(time.Second)
+	if n := second.count("alert", map[string]any{"container_id": stopped}); n != 0 {
+		t.Errorf("the container stopped before the restart was alerted %d more times", n)
+	}
+	if n := second.count("alert", map[string]any{"container_id": missed}); n != 1 {
+		t.Errorf("the container that ran while portwarden was down was alerted %d times, "+
+			"want once", n)
+	}
+}
+
 // In enforce mode a violator makes one Slack message that carries the
 // outcome, and one syslog record.
 func TestRunNotifiesSlackAndSyslog(t *testing.T) {
