@@ -107,6 +107,9 @@ type WatchOptions struct {
 	MaxBackoff   time.Duration
 	ResumeWindow time.Duration
 	RetryDelay   time.Duration // before a reconcile retries a failed inspect
+	// ReconcileInterval is how often a reconcile runs while the stream is
+	// up, besides at each connect and overflow; 0 never.
+	ReconcileInterval time.Duration
 	// Since is where an earlier run left the stream (its ResumePoint):
 	// the first stream asks the engine for the events after it, which the
 	// engine still holds if it has not restarted. Zero starts from now.
@@ -434,13 +437,26 @@ func (w *Watcher) requestReconcile() {
 	}
 }
 
-// reconcileLoop runs a reconcile each time one is requested.
+// reconcileLoop runs a reconcile each time one is requested, and every
+// ReconcileInterval while the stream is up.
 func (w *Watcher) reconcileLoop(ctx context.Context) {
+	var tick <-chan time.Time
+	if w.opts.ReconcileInterval > 0 {
+		t := time.NewTicker(w.opts.ReconcileInterval)
+		defer t.Stop()
+		tick = t.C
+	}
 	for {
+		level := slog.LevelInfo
 		select {
 		case <-ctx.Done():
 			return
 		case <-w.reconcileNow:
+		case <-tick:
+			if !w.connected.Load() {
+				continue // the reconnect reconciles
+			}
+			level = slog.LevelDebug // routine: said only when it finds something
 		}
 		start := time.Now()
 		w.overflowing.Store(false)
@@ -455,7 +471,7 @@ func (w *Watcher) reconcileLoop(ctx context.Context) {
 		took := time.Since(start)
 		w.lastReconcile.Store(int64(took))
 		w.running.Store(int64(n))
-		w.log.Info("reconciled", "containers", n, "duration_ms", took.Milliseconds())
+		w.log.Log(ctx, level, "reconciled", "containers", n, "duration_ms", took.Milliseconds())
 		select {
 		case <-w.ready:
 		default:

@@ -355,6 +355,46 @@ func TestWatchResumesWhereAnEarlierRunLeft(t *testing.T) {
 	}
 }
 
+// A periodic reconcile finds a violator whose start event never came,
+// as when the engine drops events for a reader that fell behind; it says
+// so at Debug only.
+func TestWatchReconcilesPeriodically(t *testing.T) {
+	engine := newFakeStream()
+	logs := &testlog.Buffer{}
+	rec := newRecorder(true)
+	w := NewWatcher(WatchOptions{
+		Engine: engine, Handler: rec, Policy: func() Policy { return defaultPolicy },
+		Logger:            slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		ReconcileInterval: 20 * time.Millisecond,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	<-engine.opened
+	<-w.Ready()
+
+	web := loadInspect(t, "web")
+	engine.set(web) // no event
+	select {
+	case e := <-rec.handled:
+		if e.ID != web.ID || e.Origin != OriginReconcile {
+			t.Errorf("evaluated %s %s, want web by reconcile", e.Name, e.Origin)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no periodic reconcile found the violator")
+	}
+	time.Sleep(100 * time.Millisecond) // several more rounds: the start is settled
+	select {
+	case e := <-rec.handled:
+		t.Errorf("evaluated %s again", e.Name)
+	default:
+	}
+	if n := strings.Count(logs.String(), `level=INFO msg=reconciled`); n != 1 {
+		t.Errorf("%d reconciles at Info, want only the first:\n%s", n, logs)
+	}
+}
+
 func TestWatchSurvivesAnOutageAndLogsItOnce(t *testing.T) {
 	engine := newFakeStream()
 	h := startWatch(t, engine, newRecorder(true), 16)

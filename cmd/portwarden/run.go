@@ -159,6 +159,7 @@ func (d *daemon) watchEngine(ctx context.Context, reload <-chan os.Signal) (bool
 	w := watcher.NewWatcher(watcher.WatchOptions{
 		Engine: cli, Services: cli, Host: host, Policy: d.pipeline.policy,
 		Handler: d.pipeline, Logger: d.log, Since: resumeSince(d.log, d.cfg.StateDir, host),
+		ReconcileInterval: d.cfg.ReconcileInterval,
 	})
 	resume := &resumeKeeper{log: d.log, stateDir: d.cfg.StateDir, host: host, w: w}
 
@@ -252,8 +253,9 @@ func (d *daemon) reload() bool {
 	}
 	if cfg.Notify.Slack != d.cfg.Notify.Slack || cfg.Notify.Syslog != d.cfg.Notify.Syslog ||
 		cfg.Notify.DedupWindow != d.cfg.Notify.DedupWindow || cfg.StateDir != d.cfg.StateDir ||
-		cfg.Metrics != d.cfg.Metrics {
-		d.log.Warn("notifier, state_dir and metrics settings change at the next restart")
+		cfg.Metrics != d.cfg.Metrics || cfg.ReconcileInterval != d.cfg.ReconcileInterval {
+		d.log.Warn("notifier, state_dir, metrics and reconcile_interval settings change at " +
+			"the next restart")
 	}
 	old := d.cfg
 	d.cfg = cfg

@@ -21,14 +21,17 @@ const EnvPrefix = "PORTWARDEN"
 
 // Config is portwarden's whole configuration. Default returns its defaults.
 type Config struct {
-	Mode     string  `mapstructure:"mode" yaml:"mode"` // alert or enforce
-	Docker   Docker  `mapstructure:"docker" yaml:"docker"`
-	Policy   Policy  `mapstructure:"policy" yaml:"policy"`
-	Enforce  Enforce `mapstructure:"enforce" yaml:"enforce"`
-	Notify   Notify  `mapstructure:"notify" yaml:"notify"`
-	Metrics  Metrics `mapstructure:"metrics" yaml:"metrics"`
-	StateDir string  `mapstructure:"state_dir" yaml:"state_dir"`
-	Log      Log     `mapstructure:"log" yaml:"log"`
+	Mode string `mapstructure:"mode" yaml:"mode"` // alert or enforce
+	// ReconcileInterval is how often everything that runs is judged again,
+	// besides at start-up and after a reconnect; 0 turns it off.
+	ReconcileInterval time.Duration `mapstructure:"reconcile_interval" yaml:"reconcile_interval"`
+	Docker            Docker        `mapstructure:"docker" yaml:"docker"`
+	Policy            Policy        `mapstructure:"policy" yaml:"policy"`
+	Enforce           Enforce       `mapstructure:"enforce" yaml:"enforce"`
+	Notify            Notify        `mapstructure:"notify" yaml:"notify"`
+	Metrics           Metrics       `mapstructure:"metrics" yaml:"metrics"`
+	StateDir          string        `mapstructure:"state_dir" yaml:"state_dir"`
+	Log               Log           `mapstructure:"log" yaml:"log"`
 }
 
 // Docker says how to reach the engine. Keys left empty are taken from
@@ -127,7 +130,8 @@ type Log struct {
 // Default returns the configuration that applies where a key is not set.
 func Default() Config {
 	return Config{
-		Mode: "alert",
+		Mode:              "alert",
+		ReconcileInterval: 5 * time.Minute,
 		Policy: Policy{
 			PrivilegedBelow: watcher.DefaultPrivilegedBelow,
 			HostNetwork:     string(watcher.ActionReport),

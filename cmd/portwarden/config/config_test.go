@@ -88,6 +88,8 @@ func TestLoadReportsEachProblem(t *testing.T) {
 			"policy: {allow: [{name: a, reason: r, ports: ['80'], nmae: x}]}",
 			"policy.allow[0].nmae: unknown key"},
 		{"mode", "mode: block", `mode: "block": must be one of alert, enforce`},
+		{"reconcile interval too short", "reconcile_interval: 5s",
+			`reconcile_interval: "5s": out of range 10s to 24h0m0s`},
 		{"number as string", "policy: {privileged_below: abc}",
 			`policy.privileged_below: "abc": want a whole number`},
 		{"fraction", "policy: {privileged_below: 10.5}",

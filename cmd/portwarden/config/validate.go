@@ -59,6 +59,9 @@ func (p *problems) durationIn(key string, value, lo, hi time.Duration) {
 func (c Config) Validate() error {
 	var p problems
 	p.oneOf("mode", c.Mode, "alert", "enforce")
+	if c.ReconcileInterval != 0 {
+		p.durationIn("reconcile_interval", c.ReconcileInterval, 10*time.Second, 24*time.Hour)
+	}
 	c.Docker.validate(&p)
 	_, policyProblems := c.Policy.compile()
 	p = append(p, policyProblems...)
