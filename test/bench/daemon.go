@@ -1,8 +1,6 @@
 package main
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -11,9 +9,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
+
+	"github.com/portwarden/portwarden/test/runlog"
 )
 
 // daemonProc is one portwarden run, in enforce mode, with its log.
@@ -21,9 +20,7 @@ type daemonProc struct {
 	cmd     *exec.Cmd
 	metrics string
 	dir     string
-
-	mu    sync.Mutex
-	lines []map[string]any
+	log     *runlog.Log
 }
 
 // startPortwarden runs portwarden against the lab's engine. Containers
@@ -67,7 +64,7 @@ policy:
 	if err := p.cmd.Start(); err != nil {
 		return nil, err
 	}
-	go p.read(stderr)
+	p.log = runlog.Read(stderr)
 	if _, err := p.waitFor("reconciled", 2*time.Minute); err != nil {
 		p.stop()
 		return nil, err
@@ -75,34 +72,13 @@ policy:
 	return p, nil
 }
 
-func (p *daemonProc) read(r io.Reader) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var line map[string]any
-		if json.Unmarshal(sc.Bytes(), &line) == nil {
-			p.mu.Lock()
-			p.lines = append(p.lines, line)
-			p.mu.Unlock()
-		}
-	}
-}
-
 // waitFor returns the first log line with message msg.
 func (p *daemonProc) waitFor(msg string, timeout time.Duration) (map[string]any, error) {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		p.mu.Lock()
-		for _, l := range p.lines {
-			if l["msg"] == msg {
-				p.mu.Unlock()
-				return l, nil
-			}
-		}
-		p.mu.Unlock()
-		time.Sleep(10 * time.Millisecond)
+	line, err := p.log.Wait(msg, nil, timeout)
+	if err != nil {
+		return nil, fmt.Errorf("portwarden: %w", err)
 	}
-	return nil, fmt.Errorf("portwarden did not log %q within %s", msg, timeout)
+	return line, nil
 }
 
 // metric returns the value of an unlabelled metric from /metrics.
@@ -150,7 +126,11 @@ func (p *daemonProc) usage() (cpu time.Duration, rssKiB int, err error) {
 func (p *daemonProc) stop() {
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	done := make(chan struct{})
-	go func() { p.cmd.Wait(); close(done) }()
+	go func() {
+		<-p.log.Done() // Wait only once the pipe is read to its end
+		p.cmd.Wait()
+		close(done)
+	}()
 	select {
 	case <-done:
 	case <-time.After(20 * time.Second):

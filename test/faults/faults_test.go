@@ -5,15 +5,12 @@
 package faults
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,6 +19,7 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/portwarden/portwarden/test/enginetest"
+	"github.com/portwarden/portwarden/test/runlog"
 )
 
 var portwarden string
@@ -66,8 +64,7 @@ func engine(t *testing.T) (*enginetest.Daemon, *enginetest.Engine) {
 type proc struct {
 	cmd    *exec.Cmd
 	config string
-	mu     sync.Mutex
-	lines  []map[string]any
+	log    *runlog.Log
 }
 
 func start(t *testing.T, host, cfg string) *proc {
@@ -75,31 +72,20 @@ func start(t *testing.T, host, cfg string) *proc {
 	p := &proc{config: filepath.Join(t.TempDir(), "portwarden.yaml")}
 	p.write(t, host, cfg)
 	p.cmd = exec.Command(portwarden, "run", "--config", p.config)
-	stderr, _ := p.cmd.StderrPipe()
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			var l map[string]any
-			if json.Unmarshal(sc.Bytes(), &l) == nil {
-				p.mu.Lock()
-				p.lines = append(p.lines, l)
-				p.mu.Unlock()
-			}
-		}
-	}()
+	p.log = runlog.Read(stderr)
 	t.Cleanup(func() {
 		p.cmd.Process.Signal(syscall.SIGTERM)
+		<-p.log.Done() // Wait only once the pipe is read to its end
 		p.cmd.Wait()
 		if t.Failed() {
-			p.mu.Lock()
-			for _, l := range p.lines {
-				b, _ := json.Marshal(l)
-				t.Logf("portwarden: %s", b)
-			}
-			p.mu.Unlock()
+			p.log.Dump(t.Logf)
 		}
 	})
 	return p
@@ -117,47 +103,37 @@ func (p *proc) write(t *testing.T, host, cfg string) {
 	}
 }
 
-func (p *proc) count(msg string) int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	n := 0
-	for _, l := range p.lines {
-		if l["msg"] == msg {
-			n++
-		}
-	}
-	return n
+// kill ends portwarden with SIGKILL, and waits for it.
+func (p *proc) kill() {
+	p.cmd.Process.Kill()
+	<-p.log.Done()
+	p.cmd.Wait()
 }
 
-// logged returns the lines logged so far that have every key of match, with
-// its value.
-func (p *proc) logged(match map[string]any) []map[string]any {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var out []map[string]any
-next:
-	for _, l := range p.lines {
-		for k, v := range match {
-			if l[k] != v {
-				continue next
-			}
-		}
-		out = append(out, l)
+// exited reports whether portwarden has ended its log: it exited.
+func (p *proc) exited() bool {
+	select {
+	case <-p.log.Done():
+		return true
+	default:
+		return false
 	}
-	return out
+}
+
+func (p *proc) count(msg string) int {
+	return p.log.Count(msg, nil)
+}
+
+// logged returns the lines logged so far with message msg and the fields
+// of want.
+func (p *proc) logged(msg string, want map[string]any) []map[string]any {
+	return p.log.Lines(msg, want)
 }
 
 func (p *proc) waitFor(t *testing.T, msg string, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for p.count(msg) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("portwarden did not log %q within %s", msg, timeout)
-		}
-		if p.cmd.ProcessState != nil {
-			t.Fatalf("portwarden exited before logging %q", msg)
-		}
-		time.Sleep(20 * time.Millisecond)
+	if _, err := p.log.Wait(msg, nil, timeout); err != nil {
+		t.Fatalf("portwarden: %v", err)
 	}
 }
 
@@ -231,7 +207,7 @@ func TestReloadStorm(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(time.Second)
-	if p.cmd.ProcessState != nil {
+	if p.exited() {
 		t.Fatal("portwarden exited during the reload storm")
 	}
 	if p.count("config reload refused; the running config stays") == 0 {
@@ -269,8 +245,7 @@ func TestKilledInTheMiddleOfAStop(t *testing.T) {
 	id := violator(t, e, "half-stopped", "183")
 	first.waitFor(t, "finding", 10*time.Second)
 	time.Sleep(500 * time.Millisecond) // the kill is in flight
-	first.cmd.Process.Kill()
-	first.cmd.Wait()
+	first.kill()
 	proxy.Release()
 	if stoppedWithin(e, id, 500*time.Millisecond) {
 		t.Fatal("the stalled kill went through after all; the case proves nothing")

@@ -169,7 +169,7 @@ func TestFloodOfOtherEvents(t *testing.T) {
 	time.Sleep(time.Second)
 	var exposures []any
 	for _, id := range ids {
-		stops := p.logged(map[string]any{"msg": "container stopped", "container_id": id})
+		stops := p.logged("container stopped", map[string]any{"container_id": id})
 		if len(stops) != 1 {
 			t.Errorf("violator %.12s: stopped %d times, want once", id, len(stops))
 			continue

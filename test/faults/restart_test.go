@@ -108,9 +108,9 @@ func TestEngineRestartsWhileViolatorsStart(t *testing.T) {
 			continue // its start was refused, and the engine did not start it either
 		}
 		ran++
-		stops := perStart(p.logged(map[string]any{"msg": "container stopped",
-			"container_id": c.ID}))
-		alerts := p.logged(map[string]any{"msg": "alert", "container_id": c.ID})
+		stops := perStart(p.logged("container stopped",
+			map[string]any{"container_id": c.ID}))
+		alerts := p.logged("alert", map[string]any{"container_id": c.ID})
 		if len(alerts) == 0 {
 			t.Errorf("violator %s ran and was never alerted", c.Names)
 		}

@@ -3,7 +3,6 @@
 package integration
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -25,17 +24,15 @@ import (
 	"github.com/moby/moby/client"
 
 	"github.com/portwarden/portwarden/test/enginetest"
+	"github.com/portwarden/portwarden/test/runlog"
 )
 
 // daemonProcess is one `portwarden run` under test, with its log.
 type daemonProcess struct {
 	cmd    *exec.Cmd
 	config string
-
-	mu    sync.Mutex
-	lines []map[string]any
-	added chan struct{} // signalled on each new line
-	exit  chan error
+	log    *runlog.Log
+	exit   chan error
 }
 
 // startPortwarden runs portwarden run against the test's own engine with
@@ -54,7 +51,7 @@ func startPortwarden(t *testing.T, cfg string) *daemonProcess {
 	if err := os.WriteFile(path, []byte(full), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := &daemonProcess{config: path, added: make(chan struct{}, 1), exit: make(chan error, 1)}
+	p := &daemonProcess{config: path, exit: make(chan error, 1)}
 	p.cmd = exec.Command(portwarden, "run", "--config", path)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
@@ -63,28 +60,14 @@ func startPortwarden(t *testing.T, cfg string) *daemonProcess {
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go p.read(t, stderr)
+	p.log = runlog.Read(stderr)
+	go func() {
+		<-p.log.Done() // Wait only once the pipe is read to its end
+		p.exit <- p.cmd.Wait()
+	}()
 	t.Cleanup(func() { p.stop(t) })
 	p.waitFor(t, 30*time.Second, "reconciled", nil)
 	return p
-}
-
-func (p *daemonProcess) read(t *testing.T, r io.Reader) {
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		var line map[string]any
-		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
-			line = map[string]any{"msg": "not JSON: " + sc.Text()}
-		}
-		p.mu.Lock()
-		p.lines = append(p.lines, line)
-		p.mu.Unlock()
-		select {
-		case p.added <- struct{}{}:
-		default:
-		}
-	}
-	p.exit <- p.cmd.Wait()
 }
 
 // stop ends the process with SIGTERM and checks it exits 0 in time.
@@ -103,66 +86,24 @@ func (p *daemonProcess) stop(t *testing.T) {
 		t.Errorf("portwarden run did not exit within 20s of SIGTERM")
 	}
 	if t.Failed() {
-		p.mu.Lock()
-		for _, l := range p.lines {
-			b, _ := json.Marshal(l)
-			t.Logf("portwarden: %s", b)
-		}
-		p.mu.Unlock()
+		p.log.Dump(t.Logf)
 	}
-}
-
-// find returns the first log line with message msg whose fields include
-// want, from line from on.
-func (p *daemonProcess) find(from int, msg string, want map[string]any) (map[string]any, int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for i := from; i < len(p.lines); i++ {
-		l := p.lines[i]
-		if l["msg"] != msg {
-			continue
-		}
-		match := true
-		for k, v := range want {
-			match = match && fmt.Sprint(l[k]) == fmt.Sprint(v)
-		}
-		if match {
-			return l, i
-		}
-	}
-	return nil, -1
 }
 
 // waitFor waits for a log line with message msg and fields want.
 func (p *daemonProcess) waitFor(t *testing.T, timeout time.Duration, msg string,
 	want map[string]any) map[string]any {
 	t.Helper()
-	deadline := time.After(timeout)
-	for {
-		if l, _ := p.find(0, msg, want); l != nil {
-			return l
-		}
-		select {
-		case <-p.added:
-		case err := <-p.exit:
-			p.exit <- err
-			t.Fatalf("portwarden run exited (%v) before logging %q %v", err, msg, want)
-		case <-deadline:
-			t.Fatalf("portwarden run did not log %q %v within %s", msg, want, timeout)
-		}
+	line, err := p.log.Wait(msg, want, timeout)
+	if err != nil {
+		t.Fatalf("portwarden run: %v", err)
 	}
+	return line
 }
 
 // count returns how many log lines have message msg and fields want.
 func (p *daemonProcess) count(msg string, want map[string]any) int {
-	n, from := 0, 0
-	for {
-		l, i := p.find(from, msg, want)
-		if l == nil {
-			return n
-		}
-		n, from = n+1, i+1
-	}
+	return p.log.Count(msg, want)
 }
 
 // signal sends sig to the process.
@@ -620,12 +561,9 @@ func TestSecretsStayOutOfEveryOutput(t *testing.T) {
 			outputs = append(outputs, string(out))
 		}
 		p.stop(t)
-		p.mu.Lock()
-		for _, line := range p.lines {
-			b, _ := json.Marshal(line)
-			outputs = append(outputs, string(b))
-		}
-		p.mu.Unlock()
+		p.log.Dump(func(format string, args ...any) {
+			outputs = append(outputs, fmt.Sprintf(format, args...))
+		})
 	}
 	for _, out := range outputs {
 		if strings.Contains(out, "s3cr3tw3bh00k") || strings.Contains(out, "SECRET") {
