@@ -20,11 +20,12 @@ import (
 const floodRate = 1000
 
 // flood makes the engine emit container events that are not starts, at
-// floodRate a second, until ctx ends: renames of idle containers, and a
-// share of containers created and removed unstarted, whose destroy events
-// pass portwarden's filter and reach its workers.
-// ids are running containers with no ports, one per flooding goroutine.
-func flood(ctx context.Context, t *testing.T, e *enginetest.Engine, ids []string) (renames, execs, churned *atomic.Int64) {
+// floodRate a second, until ctx ends, with one goroutine per container of
+// ids (running, with no ports): execs created and never started, renames,
+// and a share of containers created and removed unstarted, whose destroy
+// events pass portwarden's filter and reach its workers.
+func flood(ctx context.Context, t *testing.T, e *enginetest.Engine,
+	ids []string) (renames, execs, churned *atomic.Int64) {
 	t.Helper()
 	tokens := make(chan struct{}, floodRate)
 	go func() { // floodRate tokens a second, in steps of 10 ms
