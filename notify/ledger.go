@@ -63,13 +63,19 @@ func openLedger(path string, log *slog.Logger) *ledger {
 
 // alertKey identifies one alert about one start: the container, its start
 // time and the verdict, so that a start alerted in alert mode is alerted
-// again when enforce mode stops it.
+// again when enforce mode stops it. "exited" counts as "stopped": a start
+// that portwarden stopped looks exited when it is seen again after a
+// restart, and a start that exited by itself cannot be stopped after.
 func alertKey(a Alert) string {
 	if a.StartedAt.IsZero() || a.Container.ID == "" {
 		return ""
 	}
+	verdict := a.Verdict
+	if verdict == VerdictExited {
+		verdict = VerdictStopped
+	}
 	return a.Container.ID + " " + a.StartedAt.UTC().Format("2006-01-02T15:04:05.999999999Z") +
-		" " + a.Verdict
+		" " + verdict
 }
 
 // first reports whether key is new, and remembers it.
@@ -88,13 +94,6 @@ func (l *ledger) first(key string) bool {
 		}
 	}
 	return true
-}
-
-// has reports whether key is remembered.
-func (l *ledger) has(key string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.seen[key]
 }
 
 // close writes what is pending and stops the writer.

@@ -163,19 +163,12 @@ func NewDispatcher(opts Options, routes ...Route) *Dispatcher {
 
 // Send queues a for every notifier and returns at once. An alert about a
 // start that was alerted already, with the same verdict, by this process
-// or an earlier one, is not sent again; nor is "exited" for a start that
-// was alerted as stopped, which is how portwarden's own stop looks when
-// the start is seen again after a restart.
+// or an earlier one, is not sent again.
 func (d *Dispatcher) Send(a Alert) {
-	if key := alertKey(a); key != "" {
-		stopped := a
-		stopped.Verdict = VerdictStopped
-		if a.Verdict == VerdictExited && d.ledger.has(alertKey(stopped)) ||
-			!d.ledger.first(key) {
-			d.log.Debug("start alerted already", "container_id", a.Container.ID,
-				"verdict", a.Verdict)
-			return
-		}
+	if key := alertKey(a); key != "" && !d.ledger.first(key) {
+		d.log.Debug("start alerted already", "container_id", a.Container.ID,
+			"verdict", a.Verdict)
+		return
 	}
 	d.dedup.offer(a)
 }

@@ -143,7 +143,7 @@ type Watcher struct {
 	overflowing                                        atomic.Bool  // since the last reconcile
 	connected                                          atomic.Bool  // a stream is open
 	lastEvent                                          atomic.Int64 // unix nanoseconds
-	resume                                             atomic.Int64 // unix nanoseconds: events seen up to here
+	resume                                             atomic.Int64 // unix nanoseconds: read up to
 	lastReconcile                                      atomic.Int64 // nanoseconds
 	manager                                            atomic.Bool  // the engine is a Swarm manager
 	workerLogged                                       atomic.Bool

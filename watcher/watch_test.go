@@ -364,7 +364,8 @@ func TestWatchReconcilesPeriodically(t *testing.T) {
 	rec := newRecorder(true)
 	w := NewWatcher(WatchOptions{
 		Engine: engine, Handler: rec, Policy: func() Policy { return defaultPolicy },
-		Logger:            slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger: slog.New(slog.NewTextHandler(logs,
+			&slog.HandlerOptions{Level: slog.LevelDebug})),
 		ReconcileInterval: 20 * time.Millisecond,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -529,7 +530,8 @@ func TestWatchRetriesAFailedInspect(t *testing.T) {
 			e.Name, e.Origin, e.Exited)
 	}
 	h.quiet(t)
-	if n := strings.Count(h.logs.String(), `msg="inspect failed; retried at the next reconcile"`); n != 1 {
+	said := `msg="inspect failed; retried at the next reconcile"`
+	if n := strings.Count(h.logs.String(), said); n != 1 {
 		t.Errorf("said the inspect failed %d times, want once:\n%s", n, h.logs)
 	}
 }

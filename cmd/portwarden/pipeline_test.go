@@ -149,7 +149,8 @@ func TestPipeline(t *testing.T) {
 		{"reported kind not enforced", "enforce", false, false, false,
 			[]watcher.Finding{hostNet}, false, []string{"alert alert"}, true},
 		{"exited: not stopped, restart disabled, alerted", "enforce", false, false, true,
-			[]watcher.Finding{privileged(false)}, true, []string{"update c1", "alert exited"}, true},
+			[]watcher.Finding{privileged(false)}, true,
+			[]string{"update c1", "alert exited"}, true},
 		{"exited in alert mode", "alert", false, false, true,
 			[]watcher.Finding{privileged(false)}, true, []string{"alert alert"}, true},
 	}

@@ -62,11 +62,13 @@ func flood(ctx context.Context, t *testing.T, e *enginetest.Engine,
 					}
 				case 1:
 					name := fmt.Sprintf("pwtest-%s-idle-%d-%d", e.Run, i, n%2)
-					if _, err := e.ContainerRename(ctx, id, client.ContainerRenameOptions{NewName: name}); err == nil {
+					opts := client.ContainerRenameOptions{NewName: name}
+					if _, err := e.ContainerRename(ctx, id, opts); err == nil {
 						renames.Add(1)
 					}
 				default: // an exec created, never started: the engine's cheapest event
-					if _, err := e.ExecCreate(ctx, id, client.ExecCreateOptions{Cmd: []string{"/sleeper"}}); err == nil {
+					opts := client.ExecCreateOptions{Cmd: []string{"/sleeper"}}
+					if _, err := e.ExecCreate(ctx, id, opts); err == nil {
 						execs.Add(1)
 					}
 				}
@@ -82,7 +84,8 @@ func idle(t *testing.T, e *enginetest.Engine, n int) []string {
 	t.Helper()
 	ids := make([]string, n)
 	for i := range ids {
-		id, _, err := e.Create(context.Background(), enginetest.Spec{Name: fmt.Sprintf("idle-%d", i), Start: true})
+		spec := enginetest.Spec{Name: fmt.Sprintf("idle-%d", i), Start: true}
+		id, _, err := e.Create(context.Background(), spec)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -97,7 +100,8 @@ func churn(ctx context.Context, e *enginetest.Engine, name string) bool {
 	if err != nil {
 		return false
 	}
-	_, err = e.ContainerRemove(context.WithoutCancel(ctx), id, client.ContainerRemoveOptions{Force: true})
+	_, err = e.ContainerRemove(context.WithoutCancel(ctx), id,
+		client.ContainerRemoveOptions{Force: true})
 	return err == nil
 }
 
@@ -176,7 +180,8 @@ func TestFloodOfOtherEvents(t *testing.T) {
 			continue
 		}
 		if stops[0]["origin"] != "event" {
-			t.Errorf("violator %.12s: stopped by %v, want by its start event", id, stops[0]["origin"])
+			t.Errorf("violator %.12s: stopped by %v, want by its start event", id,
+				stops[0]["origin"])
 		}
 		exposures = append(exposures, stops[0]["exposure_ms"])
 	}
